@@ -1,0 +1,143 @@
+"""The Client: configuration, lifecycle, and the resource namespaces."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
+from aiotd._http import HTTP, Response, Stats
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("aiotd")
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Client:
+    """An asyncio Treasure Data client: ``async with aiotd.Client() as td: ...``.
+
+    Configuration comes from the arguments, then ``TD_API_KEY``, ``TD_API_SERVER`` and
+    ``TD_WORKFLOW_SERVER``, then the ``site``. One pooled HTTP session, created inside the
+    running loop on first use, serves the core API, the Workflow API and every watcher.
+    A closed client cannot be reopened.
+    """
+
+    def __init__(
+        self,
+        apikey: str | None = None,
+        *,
+        site: str | None = None,
+        endpoint: str | None = None,
+        workflow_endpoint: str | None = None,
+        max_connections: int = 64,
+        timeout: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
+        user_agent: str | None = None,
+        verify_ssl: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        key = resolve_apikey(apikey)
+        self.endpoint, self.workflow_endpoint = resolve_endpoints(site, endpoint, workflow_endpoint)
+        self._http = HTTP(
+            apikey=key,
+            timeouts=timeout or Timeouts(),
+            retry=retry or RetryPolicy(),
+            max_connections=max_connections,
+            trace_configs=trace_configs,
+            user_agent=user_agent,
+            verify_ssl=verify_ssl,
+            headers=headers,
+        )
+        self._closed = False
+        if not verify_ssl:
+            logger.warning("TLS certificate verification is turned off for this client")
+        for url in (self.endpoint, self.workflow_endpoint):
+            if url.startswith("http://") and not _is_loopback(url):
+                logger.warning("%s is plain http: the API key will cross the network in clear", url)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<aiotd.Client endpoint={self.endpoint!r} "
+            f"workflow_endpoint={self.workflow_endpoint!r} {state}>"
+        )
+
+    # -- lifecycle
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the watchers and close the HTTP session; the client cannot be used again."""
+        self._closed = True
+        await self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this aiotd.Client is closed; create a new one")
+
+    @property
+    def stats(self) -> Stats:
+        """Requests, retries, 429s, errors and bytes, by endpoint group."""
+        return self._http.stats
+
+    # -- plumbing for the resources
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        self._check_open()
+        return await self._http.request(method, self.endpoint + path, **kwargs)
+
+    async def _call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
+        self._check_open()
+        return await self._http.request_json(method, self.endpoint + path, type_, **kwargs)
+
+    async def _wf_call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
+        self._check_open()
+        return await self._http.request_json(method, self.workflow_endpoint + path, type_, **kwargs)
+
+    # -- the first endpoints
+
+    async def server_status(self) -> str:
+        """``GET /v3/system/server_status``: ``"ok"`` when TD is up."""
+        from aiotd.models.core import ServerStatus
+
+        return (await self._call("GET", "/v3/system/server_status", ServerStatus)).status
+
+    async def account(self) -> Any:
+        """``GET /v3/account/show``: the account's plan, storage and cores."""
+        from aiotd.models.core import AccountShow
+
+        return (await self._call("GET", "/v3/account/show", AccountShow)).account

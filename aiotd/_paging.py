@@ -1,0 +1,128 @@
+"""Pagers: ``await pager`` gives the first page, ``async for item in pager`` gives every item.
+
+Two cursor styles cover both APIs: v3 offsets (``from``/``to``, ``to`` inclusive in
+``job/list``, v3-api.md §7.7) and Digdag's ``last_id`` (ascending ``>`` or descending ``<``,
+workflow-api.md §2.9). A page shorter than asked for, or empty, ends the walk; a cursor that
+repeats or moves backwards is an error rather than an endless loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+from aiotd.errors import DecodeError
+
+__all__ = ["Pager", "cursor_pager", "offset_pager"]
+
+T = TypeVar("T")
+
+
+class Pager(Generic[T]):
+    """An awaitable, async-iterable walk over pages of ``T``.
+
+    ``fetch(cursor)`` returns one page; ``advance(cursor, page)`` returns the next cursor or
+    ``None`` when the walk is over. ``limit`` caps the number of items iterated.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[Any], Awaitable[Sequence[T]]],
+        advance: Callable[[Any, Sequence[T]], Any],
+        start: Any,
+        *,
+        limit: int | None = None,
+    ) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        self._fetch = fetch
+        self._advance = advance
+        self._start = start
+        self._limit = limit
+
+    def __await__(self) -> Generator[Any, None, list[T]]:
+        return self.first_page().__await__()
+
+    async def first_page(self) -> list[T]:
+        """One request: the first page (cut to ``limit``)."""
+        page = list(await self._fetch(self._start))
+        return page if self._limit is None else page[: self._limit]
+
+    async def pages(self) -> AsyncIterator[list[T]]:
+        """Every page, one request each, until the API has no more."""
+        cursor = self._start
+        seen: set[Any] = {cursor}
+        remaining = self._limit
+        while remaining is None or remaining > 0:
+            page = list(await self._fetch(cursor))
+            if remaining is not None:
+                page = page[:remaining]
+                remaining -= len(page)
+            if page:
+                yield page
+            nxt = self._advance(cursor, page) if page else None
+            if nxt is None:
+                return
+            if nxt in seen:
+                raise DecodeError(f"the API repeated the page cursor {nxt!r}; stopping the walk")
+            seen.add(nxt)
+            cursor = nxt
+
+    async def _items(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()
+
+    async def all(self) -> list[T]:
+        """Every item in a list (use ``async for`` to keep memory flat)."""
+        return [item async for item in self]
+
+
+def offset_pager(
+    fetch: Callable[[int, int], Awaitable[Sequence[T]]],
+    *,
+    page_size: int = 100,
+    start: int = 0,
+    limit: int | None = None,
+) -> Pager[T]:
+    """v3 offset paging: ``fetch(from_, to)`` with ``to`` inclusive; a short page ends it."""
+    if page_size < 1:
+        raise ValueError("page_size must be >= 1")
+
+    async def one(offset: int) -> Sequence[T]:
+        return await fetch(offset, offset + page_size - 1)
+
+    def advance(offset: int, page: Sequence[T]) -> int | None:
+        return None if len(page) < page_size else offset + len(page)
+
+    return Pager(one, advance, start, limit=limit)
+
+
+def cursor_pager(
+    fetch: Callable[[int | None], Awaitable[Sequence[T]]],
+    id_of: Callable[[T], str | int],
+    *,
+    order: Literal["asc", "desc"],
+    page_size: int | None = None,
+    limit: int | None = None,
+) -> Pager[T]:
+    """Digdag ``last_id`` paging: the next cursor is the last item's id.
+
+    With ``page_size`` known, a short page ends the walk; otherwise (pages the server cuts
+    after filtering, such as schedules) only an empty page does. Ids must move in ``order``.
+    """
+
+    def advance(cursor: int | None, page: Sequence[T]) -> int | None:
+        if page_size is not None and len(page) < page_size:
+            return None
+        last = int(id_of(page[-1]))
+        if cursor is not None and (last <= cursor if order == "asc" else last >= cursor):
+            raise DecodeError(
+                f"page cursor moved the wrong way ({cursor} -> {last}, order {order})"
+            )
+        return last
+
+    return Pager(fetch, advance, None, limit=limit)

@@ -1,0 +1,212 @@
+"""Pure functions of the HTTP layer: status -> error, Retry-After, messages, URL pieces."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from aiotd import errors
+from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
+from aiotd._http import decode_json, error_from_response, group_of, parse_retry_after, segment
+from aiotd._time import parse_time
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, errors.BadRequest),
+        (401, errors.AuthError),
+        (403, errors.Forbidden),
+        (404, errors.NotFound),
+        (405, errors.APIError),
+        (409, errors.Conflict),
+        (422, errors.Unprocessable),
+        (429, errors.RateLimited),
+        (500, errors.ServerError),
+        (502, errors.ServerError),
+        (503, errors.ServerError),
+    ],
+)
+def test_status_maps_to_the_most_specific_error(status: int, cls: type) -> None:
+    err = error_from_response(status, b'{"message":"boom"}', {})
+    assert type(err) is cls
+    assert err.status == status
+    assert err.message == "boom"
+
+
+def test_message_falls_back_to_error_key_then_body() -> None:
+    assert error_from_response(400, b'{"error":"bad thing"}', {}).message == "bad thing"
+    assert error_from_response(500, b"plain text failure", {}).message == "plain text failure"
+    assert error_from_response(500, b"", {}).message == "HTTP 500"
+    long = b"x" * 2000
+    assert len(error_from_response(500, long, {}).message) == 500
+
+
+def test_html_error_page_becomes_a_readable_line() -> None:
+    page = (
+        b"<html><head><title>502 Bad Gateway</title><style>p{}</style></head>"
+        b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+    )
+    err = error_from_response(502, page, {}, method="GET", url="https://h/v3/job/list")
+    assert isinstance(err, errors.ServerError)
+    assert err.message == "502 Bad Gateway nginx"
+    assert "<" not in str(err)
+    assert "GET https://h/v3/job/list" in str(err)
+
+
+def test_conflict_carries_conflicts_with() -> None:
+    body = b'{"message":"Domain key exists","details":{"conflicts_with":12345}}'
+    err = error_from_response(409, body, {})
+    assert isinstance(err, errors.Conflict)
+    assert err.conflicts_with == "12345"
+
+
+def test_rate_limited_carries_retry_after() -> None:
+    err = error_from_response(429, b"{}", {"Retry-After": "7"})
+    assert isinstance(err, errors.RateLimited)
+    assert err.retry_after == 7.0
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after("-1") is None
+    assert parse_retry_after("soon") is None
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    later = email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(later, now=now.timestamp()) == pytest.approx(30.0)
+    earlier = email.utils.format_datetime(now - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(earlier, now=now.timestamp()) == 0.0
+
+
+def test_api_errors_pickle() -> None:
+    import pickle
+
+    err = errors.Conflict(409, "dup", method="POST", url="u", conflicts_with="9")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is errors.Conflict
+    assert back.conflicts_with == "9"
+    assert str(back) == str(err)
+
+
+@pytest.mark.parametrize(
+    ("raw", "quoted"),
+    [
+        ("plain", "plain"),
+        ("a/b", "a%2Fb"),
+        ("sched test", "sched%20test"),
+        ("a+b", "a%2Bb"),
+        ("+wf+task", "%2Bwf%2Btask"),
+        ("ü", "%C3%BC"),
+        (12345, "12345"),
+    ],
+)
+def test_segment_escapes_everything_reserved(raw: object, quoted: str) -> None:
+    assert segment(raw) == quoted
+
+
+def test_segment_refuses_empty() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        segment("")
+
+
+def test_group_of() -> None:
+    assert group_of("/v3/job/status/123") == "job/status"
+    assert group_of("/v3/system/server_status") == "system/server_status"
+    assert group_of("/api/attempts/5/tasks") == "api/attempts"
+    assert group_of("/v3/job/list?status=running") == "job/list"
+
+
+class _Thing(msgspec.Struct):
+    id: str
+    count: int
+
+
+def test_decode_json_gives_struct_or_decode_error() -> None:
+    assert decode_json(b'{"id":"1","count":2,"extra":true}', _Thing) == _Thing("1", 2)
+    with pytest.raises(errors.DecodeError) as info:
+        decode_json(b'{"id":"1","count":"two"}', _Thing)
+    assert info.value.path == "$.count"
+    assert "Expected `int`" in str(info.value)
+    with pytest.raises(errors.DecodeError, match="body starts"):
+        decode_json(b"<html>oops</html>", _Thing)
+    with pytest.raises(errors.DecodeError):
+        decode_json(b'{"id":"1","cou', _Thing)
+    with pytest.raises(errors.DecodeError):
+        decode_json(b"", _Thing)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2016-07-26 08:14:46 UTC", datetime(2016, 7, 26, 8, 14, 46, tzinfo=timezone.utc)),
+        ("2014-10-04T01:13:20Z", datetime(2014, 10, 4, 1, 13, 20, tzinfo=timezone.utc)),
+        (
+            "2019-11-01T00:00:00+09:00",
+            datetime(2019, 10, 31, 15, 0, 0, tzinfo=timezone.utc),
+        ),
+        ("2014-12-14T17:24:00+0900", datetime(2014, 12, 14, 8, 24, tzinfo=timezone.utc)),
+        ("2015-02-17 14:16:00 +0900", datetime(2015, 2, 17, 5, 16, tzinfo=timezone.utc)),
+        ("2019-11-01T07:00:00.5Z", datetime(2019, 11, 1, 7, 0, 0, 500000, tzinfo=timezone.utc)),
+        (1462253475, datetime(2016, 5, 3, 5, 31, 15, tzinfo=timezone.utc)),
+        ("1462253475", datetime(2016, 5, 3, 5, 31, 15, tzinfo=timezone.utc)),
+    ],
+)
+def test_parse_time_every_form(value: str | int, expected: datetime) -> None:
+    parsed = parse_time(value)
+    assert parsed == expected
+    assert parsed is not None
+    assert parsed.tzinfo is not None
+
+
+@pytest.mark.parametrize("value", ["", None, "   "])
+def test_parse_time_empty_is_none(value: str | None) -> None:
+    assert parse_time(value) is None
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2016-13-45 99:00:00 UTC", True])
+def test_parse_time_rejects_garbage(value: object) -> None:
+    with pytest.raises(ValueError, match="timestamp|month|hour|day"):
+        parse_time(value)  # type: ignore[arg-type]
+
+
+def test_endpoints_arguments_then_environment_then_site() -> None:
+    env = {"TD_API_SERVER": "api.example.com", "TD_WORKFLOW_SERVER": "http://127.0.0.1:9"}
+    assert resolve_endpoints(None, None, None, env) == (
+        "https://api.example.com",
+        "http://127.0.0.1:9",
+    )
+    assert resolve_endpoints(None, "https://x.test/", None, env)[0] == "https://x.test"
+    assert resolve_endpoints("jp", None, None, {}) == (
+        "https://api.treasuredata.co.jp",
+        "https://api-workflow.treasuredata.co.jp",
+    )
+    assert resolve_endpoints("eu01", None, None, {})[1] == (
+        "https://api-workflow.eu01.treasuredata.com"
+    )
+    with pytest.raises(ValueError, match="unknown site"):
+        resolve_endpoints("mars", None, None, {})
+    with pytest.raises(ValueError, match="scheme"):
+        resolve_endpoints(None, "ftp://x", None, {})
+
+
+def test_apikey_from_argument_or_environment() -> None:
+    assert resolve_apikey("k", {}) == "k"
+    assert resolve_apikey(None, {"TD_API_KEY": " 1/abc "}) == "1/abc"
+    with pytest.raises(ValueError, match="TD_API_KEY"):
+        resolve_apikey(None, {})
+    with pytest.raises(ValueError, match="line breaks"):
+        resolve_apikey("a\nb", {})
+
+
+def test_policies_validate() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="read"):
+        Timeouts(read=0)
+    assert RetryPolicy.never().max_attempts == 1
