@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
 from aiotd._http import HTTP, Response, Stats
+from aiotd._polling import Engine, PollSettings
+from aiotd.core.jobs import Jobs
+from aiotd.models.core import Account, AccountResponse, ServerStatus
 
 if TYPE_CHECKING:
     import aiohttp
@@ -55,6 +58,7 @@ class Client:
         user_agent: str | None = None,
         verify_ssl: bool = True,
         headers: Mapping[str, str] | None = None,
+        poll: PollSettings | None = None,
     ) -> None:
         key = resolve_apikey(apikey)
         self.endpoint, self.workflow_endpoint = resolve_endpoints(site, endpoint, workflow_endpoint)
@@ -69,6 +73,9 @@ class Client:
             headers=headers,
         )
         self._closed = False
+        self._poll_settings = poll or PollSettings()
+        self._engines: list[Engine[Any]] = []
+        self.jobs = Jobs(self)
         if not verify_ssl:
             logger.warning("TLS certificate verification is turned off for this client")
         for url in (self.endpoint, self.workflow_endpoint):
@@ -99,6 +106,8 @@ class Client:
     async def close(self) -> None:
         """Stop the watchers and close the HTTP session; the client cannot be used again."""
         self._closed = True
+        for engine in self._engines:
+            await engine.close()
         await self._http.close()
 
     @property
@@ -116,6 +125,11 @@ class Client:
 
     # -- plumbing for the resources
 
+    def _register_engine(self, engine: Engine[T]) -> Engine[T]:
+        self._check_open()
+        self._engines.append(engine)
+        return engine
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
         self._check_open()
         return await self._http.request(method, self.endpoint + path, **kwargs)
@@ -132,12 +146,8 @@ class Client:
 
     async def server_status(self) -> str:
         """``GET /v3/system/server_status``: ``"ok"`` when TD is up."""
-        from aiotd.models.core import ServerStatus
-
         return (await self._call("GET", "/v3/system/server_status", ServerStatus)).status
 
-    async def account(self) -> Any:
+    async def account(self) -> Account:
         """``GET /v3/account/show``: the account's plan, storage and cores."""
-        from aiotd.models.core import AccountShow
-
-        return (await self._call("GET", "/v3/account/show", AccountShow)).account
+        return (await self._call("GET", "/v3/account/show", AccountResponse)).account

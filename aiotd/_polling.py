@@ -1,0 +1,599 @@
+"""The poll engine: one per kind (jobs, attempts) per Client, shared by every waiter.
+
+Each watched item has its own due time: first polled soon after it is added, then at
+intervals that grow from ``min_interval`` to ``max_interval`` and reset when its state
+changes. The engine learns states the cheaper of two ways:
+
+* per item (``job/status``, ``GET /api/attempts/{id}``), with bounded concurrency, for the
+  items that are due;
+* by listing the unfinished work (``job/list?status=queued|running``, ``GET /api/attempts``
+  newest first), which refreshes every watched item at once; a watched item missing from
+  the listing has probably finished and is confirmed with one request.
+
+It lists when the last listing's cost (pages) is below what per-item polling of the watched
+items costs over the same period, and lists no more often than that per-item rate would
+poll. A finished item costs one more request, its full record, fanned out to every waiter.
+Poll failures never end a wait: the HTTP layer retries, then the engine backs off and tries
+again. Only a caller's deadline ends a wait; an item that does not exist fails its own
+waiters with ``NotFound``. There is no task per watched item: one runner task per engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import anyio
+
+from aiotd.errors import NotFound, TDError, WaitTimeout
+
+__all__ = ["Change", "Engine", "Kind", "Listing", "PollSettings"]
+
+logger = logging.getLogger("aiotd")
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[R]):
+    """What one listing saw: records by id, the pages it took, and which ids it covers.
+
+    An id that ``covers`` but that is absent from ``records`` is presumed finished.
+    """
+
+    records: dict[str, R]
+    pages: int
+    covers: Callable[[str], bool]
+
+
+class Kind(Protocol[R]):
+    """How the engine talks about one kind of item (jobs, attempts)."""
+
+    name: str
+
+    async def fetch(self, item_id: str) -> R:
+        """The item's light state (one request); raises NotFound."""
+
+    async def fetch_final(self, item_id: str) -> R:
+        """The item's full record (one request); may still be unfinished."""
+
+    def status(self, record: R) -> str:
+        """The record's status string."""
+
+    def finished(self, record: R) -> bool:
+        """Whether the record is in a final state."""
+
+    def needs_final(self, record: R) -> bool:
+        """Whether a finished light record needs ``fetch_final`` for the full record."""
+
+    async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[R] | None:
+        """Learn the unfinished items in bulk, or None if listing is not possible."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollSettings:
+    """Poll timing: per-item intervals grow from ``min_interval`` to ``max_interval``.
+
+    ``first_delay`` batches items added together into one first poll; ``concurrency``
+    bounds per-item requests in flight per engine; ``list_page_size`` is the page size of
+    listings (Digdag caps attempts pages at 100 whatever is asked).
+    """
+
+    min_interval: float = 1.0
+    max_interval: float = 30.0
+    growth: float = 1.5
+    first_delay: float = 0.05
+    concurrency: int = 16
+    error_backoff: float = 1.0
+    list_page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_interval <= self.max_interval:
+            raise ValueError("need 0 < min_interval <= max_interval")
+        if self.growth < 1:
+            raise ValueError("growth must be >= 1")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.list_page_size < 1:
+            raise ValueError("list_page_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class Change(Generic[R]):
+    """A status change of one item, as the engine observed it."""
+
+    item_id: str
+    old_status: str | None
+    new_status: str
+    record: R
+    final: bool
+
+
+class _Listener(Protocol):
+    def changed(self, change: Change[Any]) -> None: ...
+
+    def failed(self, item_id: str, error: BaseException) -> None: ...
+
+
+class _Entry:
+    """One watched item. Kept small: there can be tens of thousands."""
+
+    __slots__ = (
+        "due",
+        "finishing",
+        "id",
+        "interval",
+        "listeners",
+        "missing_checked",
+        "record",
+        "since",
+        "status",
+    )
+
+    def __init__(self, item_id: str, due: float, interval: float, since: float) -> None:
+        self.id = item_id
+        self.status: str | None = None
+        self.record: Any = None
+        self.due = due
+        self.interval = interval
+        self.since = since
+        self.listeners: list[_Listener] = []
+        self.finishing = False
+        self.missing_checked = False
+
+
+class Engine(Generic[R]):
+    """Watches items of one kind for every waiter of a Client."""
+
+    def __init__(self, kind: Kind[R], settings: PollSettings | None = None) -> None:
+        self.kind = kind
+        self.settings = settings or PollSettings()
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._seq = itertools.count()
+        self._runner: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self._rate = 0.0  # sum of 1/interval over watched items: the per-item request rate
+        self._listing_pages = 2.0  # cost estimate until a listing has been seen
+        self._listing_ok = True
+        self._next_listing = 0.0
+        self._listing_errors = 0
+        self.polls = 0
+        self.listings = 0
+
+    # -- bookkeeping
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _schedule(self, entry: _Entry, due: float) -> None:
+        entry.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), entry))
+
+    def _set_interval(self, entry: _Entry, interval: float) -> None:
+        self._rate += 1.0 / interval - 1.0 / entry.interval
+        entry.interval = interval
+
+    def add(self, ids: Iterable[str], listener: _Listener) -> None:
+        """Watch ``ids`` for ``listener``; the first poll (or listing) comes soon."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        now = self._now()
+        first = now + self.settings.first_delay
+        for item_id in ids:
+            entry = self._entries.get(item_id)
+            if entry is None:
+                entry = _Entry(item_id, first, self.settings.min_interval, now)
+                self._entries[item_id] = entry
+                self._rate += 1.0 / entry.interval
+                self._schedule(entry, first)
+            entry.listeners.append(listener)
+        self._next_listing = min(self._next_listing, first)
+        self._kick()
+
+    def remove(self, ids: Iterable[str], listener: _Listener) -> None:
+        """Stop watching ``ids`` for ``listener``; an item nobody watches is dropped."""
+        for item_id in ids:
+            entry = self._entries.get(item_id)
+            if entry is None:
+                continue
+            try:
+                entry.listeners.remove(listener)
+            except ValueError:
+                continue
+            if not entry.listeners:
+                self._drop(entry)
+
+    def _drop(self, entry: _Entry) -> None:
+        if self._entries.pop(entry.id, None) is not None:
+            self._rate -= 1.0 / entry.interval
+            entry.due = math.inf
+
+    def _kick(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._wake = asyncio.Event()
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        elif self._wake is not None:
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Stop the runner; pending waiters get an error."""
+        self._closed = True
+        runner, self._runner = self._runner, None
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([runner])
+        error = RuntimeError("the client was closed while waiting")
+        for entry in list(self._entries.values()):
+            for listener in list(entry.listeners):
+                listener.failed(entry.id, error)
+        self._entries.clear()
+        self._heap.clear()
+
+    # -- applying what was learned
+
+    def _observe(self, entry: _Entry, record: Any, *, final: bool) -> None:
+        """Record a state; tell listeners about a change; reschedule or finish."""
+        if entry.id not in self._entries:
+            return
+        status = self.kind.status(record)
+        old = entry.status
+        entry.record = record
+        entry.missing_checked = False
+        now = self._now()
+        if status != old:
+            entry.status = status
+            change = Change(entry.id, old, status, record, final)
+            for listener in list(entry.listeners):
+                listener.changed(change)
+            if final:
+                self._drop(entry)
+                return
+            self._set_interval(entry, self.settings.min_interval)
+        else:
+            if final:  # a final record with an unchanged status still ends the watch
+                change = Change(entry.id, old, status, record, True)
+                for listener in list(entry.listeners):
+                    listener.changed(change)
+                self._drop(entry)
+                return
+            grown = min(entry.interval * self.settings.growth, self.settings.max_interval)
+            self._set_interval(entry, grown)
+        self._schedule(entry, now + entry.interval)
+
+    def _fail(self, entry: _Entry, error: BaseException) -> None:
+        for listener in list(entry.listeners):
+            listener.failed(entry.id, error)
+        self._drop(entry)
+
+    def _backoff(self, entry: _Entry, error: BaseException) -> None:
+        logger.debug("poll of %s %s failed, retrying later: %s", self.kind.name, entry.id, error)
+        delay = min(max(self.settings.error_backoff, entry.interval), self.settings.max_interval)
+        self._schedule(entry, self._now() + delay)
+
+    async def _learn(self, entry: _Entry, *, final: bool) -> None:
+        """One request about one item: its light state, or its full record."""
+        if entry.id not in self._entries:
+            return
+        self.polls += 1
+        entry.finishing = True  # in flight: not due again until this answer is applied
+        try:
+            if final:
+                record = await self.kind.fetch_final(entry.id)
+            else:
+                record = await self.kind.fetch(entry.id)
+        except NotFound as exc:
+            self._fail(entry, exc)
+            return
+        except TDError as exc:
+            self._backoff(entry, exc)
+            return
+        finally:
+            entry.finishing = False
+        done = self.kind.finished(record)
+        if done and not final and self.kind.needs_final(record):
+            await self._learn(entry, final=True)
+            return
+        self._observe(entry, record, final=done)
+
+    # -- the runner
+
+    def _listing_pays(self) -> bool:
+        """List when one listing costs less than per-item polling over the same period."""
+        if not self._listing_ok or not self._entries:
+            return False
+        return self._listing_pages / self.settings.min_interval <= self._rate
+
+    def _listing_period(self) -> float:
+        rate = max(self._rate, 1e-9)
+        return min(
+            max(self.settings.min_interval, self._listing_pages / rate),
+            self.settings.max_interval,
+        )
+
+    async def _run(self) -> None:
+        listing_mode = False
+        try:
+            while self._entries:
+                now = self._now()
+                if self._listing_pays():
+                    # A listing refreshes every watched item: the per-item schedule rests.
+                    listing_mode = True
+                    if now >= self._next_listing:
+                        await self._list_once()
+                        continue
+                    wake_at = self._next_listing
+                else:
+                    if listing_mode:
+                        listing_mode = False
+                        self._rebuild_heap()
+                    due = self._due(now)
+                    if due:
+                        await self._poll_many(due)
+                        continue
+                    wake_at = self._heap[0][0] if self._heap else now + 1.0
+                await self._sleep_until(wake_at)
+        finally:
+            self._runner = None
+
+    def _rebuild_heap(self) -> None:
+        """One heap slot per entry at its due time (listings leave stale slots behind)."""
+        self._heap = [(e.due, next(self._seq), e) for e in self._entries.values()]
+        heapq.heapify(self._heap)
+
+    def _due(self, now: float) -> list[_Entry]:
+        """Pop every entry due by ``now`` (stale heap slots are skipped)."""
+        due: list[_Entry] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, entry = heapq.heappop(heap)
+            if entry.due == when and entry.id in self._entries and not entry.finishing:
+                due.append(entry)
+        return due
+
+    async def _sleep_until(self, when: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        delay = max(0.0, when - self._now())
+        with anyio.move_on_after(delay):
+            await self._wake.wait()
+
+    async def _poll_many(self, entries: list[_Entry]) -> None:
+        limiter = anyio.CapacityLimiter(self.settings.concurrency)
+
+        async def one(entry: _Entry) -> None:
+            async with limiter:
+                await self._learn(entry, final=False)
+
+        async with anyio.create_task_group() as tg:
+            for entry in entries:
+                tg.start_soon(one, entry)
+
+    async def _list_once(self) -> None:
+        started = self._now()
+        watched = list(self._entries)
+        self.listings += 1
+        try:
+            # never more pages than polling each watched item once would cost
+            listing = await self.kind.listing(watched, len(watched))
+        except TDError as exc:
+            self._listing_errors += 1
+            delay = min(
+                self.settings.error_backoff * 2**self._listing_errors, self.settings.max_interval
+            )
+            logger.debug("listing %ss failed, retrying in %.1fs: %s", self.kind.name, delay, exc)
+            self._next_listing = self._now() + delay
+            return
+        self._listing_errors = 0
+        if listing is None:
+            self._listing_ok = False
+            return
+        self._listing_pages = max(1.0, float(listing.pages))
+        confirm: list[_Entry] = []
+        for item_id in watched:
+            entry = self._entries.get(item_id)
+            if entry is None or entry.finishing:
+                continue
+            record = listing.records.get(item_id)
+            if record is not None:
+                if self.kind.finished(record):
+                    if self.kind.needs_final(record):
+                        confirm.append(entry)
+                    else:
+                        self._observe(entry, record, final=True)
+                else:
+                    self._observe(entry, record, final=False)
+            elif (
+                entry.since < started
+                and listing.covers(item_id)
+                and (not entry.missing_checked or entry.due <= self._now())
+            ):
+                # absent from the unfinished set: probably finished (or booting); one
+                # request confirms it, and it is the final record the waiters need anyway
+                entry.missing_checked = True
+                confirm.append(entry)
+        if confirm:
+            await self._confirm(confirm)
+        self._next_listing = self._now() + self._listing_period()
+
+    async def _confirm(self, entries: list[_Entry]) -> None:
+        limiter = anyio.CapacityLimiter(self.settings.concurrency)
+
+        async def one(entry: _Entry) -> None:
+            async with limiter:
+                await self._learn(entry, final=True)
+                if entry.id in self._entries:
+                    entry.missing_checked = True
+
+        async with anyio.create_task_group() as tg:
+            for entry in entries:
+                tg.start_soon(one, entry)
+
+
+# ---------------------------------------------------------------- waiting helpers
+
+
+class _Waiter:
+    """Listener resolving one future per item with the item's final record."""
+
+    def __init__(self) -> None:
+        self.futures: dict[str, asyncio.Future[Any]] = {}
+        self.last: dict[str, Any] = {}
+
+    def future(self, item_id: str) -> asyncio.Future[Any]:
+        fut = self.futures.get(item_id)
+        if fut is None:
+            fut = self.futures[item_id] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def changed(self, change: Change[Any]) -> None:
+        self.last[change.item_id] = change.record
+        if change.final:
+            fut = self.futures.get(change.item_id)
+            if fut is not None and not fut.done():
+                fut.set_result(change.record)
+
+    def failed(self, item_id: str, error: BaseException) -> None:
+        fut = self.futures.get(item_id)
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
+
+
+class _Queue:
+    """Listener feeding changes (or only finals) into one queue, in arrival order."""
+
+    def __init__(self, finals_only: bool) -> None:
+        self.finals_only = finals_only
+        self.queue: asyncio.Queue[tuple[str, Change[Any] | BaseException]] = asyncio.Queue()
+        self.last: dict[str, Any] = {}
+
+    def changed(self, change: Change[Any]) -> None:
+        self.last[change.item_id] = change.record
+        if change.final or not self.finals_only:
+            self.queue.put_nowait((change.item_id, change))
+
+    def failed(self, item_id: str, error: BaseException) -> None:
+        self.queue.put_nowait((item_id, error))
+
+
+def _ids(ids: Iterable[str | int]) -> list[str]:
+    out = []
+    for item_id in ids:
+        text = str(item_id).strip()
+        if not text:
+            raise ValueError("an id must not be empty")
+        out.append(text)
+    return out
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:
+        raise ValueError("timeout must be a number of seconds >= 0, or None")
+
+
+async def wait_all(
+    engine: Engine[Any],
+    ids: Iterable[str | int],
+    *,
+    timeout: float | None,
+    on_cancel: Callable[[list[str]], Awaitable[None]] | None = None,
+) -> list[Any]:
+    """Final records of ``ids`` in the same order; WaitTimeout carries the last states."""
+    _check_timeout(timeout)
+    keys = _ids(ids)
+    unique = list(dict.fromkeys(keys))
+    waiter = _Waiter()
+    futures = [waiter.future(k) for k in unique]
+    engine.add(unique, waiter)
+    try:
+        with anyio.fail_after(timeout):
+            await asyncio.gather(*futures)
+    except TimeoutError:
+        pending = [k for k, f in zip(unique, futures, strict=True) if not f.done()]
+        last = {k: waiter.last.get(k) for k in pending}
+        what = pending[0] if len(pending) == 1 else f"{len(pending)} of {len(unique)} items"
+        raise WaitTimeout(
+            f"{engine.kind.name} {what} not finished after {timeout}s",
+            last=last[pending[0]] if len(unique) == 1 else last,
+        ) from None
+    except asyncio.CancelledError:
+        if on_cancel is not None:
+            pending = [k for k, f in zip(unique, futures, strict=True) if not f.done()]
+            if pending:
+                with anyio.CancelScope(shield=True):
+                    await on_cancel(pending)
+        raise
+    finally:
+        engine.remove(unique, waiter)
+        for fut in futures:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # mark retrieved
+            else:
+                fut.cancel()
+    by_id = {k: f.result() for k, f in zip(unique, futures, strict=True)}
+    return [by_id[k] for k in keys]
+
+
+async def as_completed(
+    engine: Engine[Any], ids: Iterable[str | int], *, timeout: float | None
+) -> AsyncIterator[Any]:
+    """Final records in the order the items finish."""
+    _check_timeout(timeout)
+    unique = list(dict.fromkeys(_ids(ids)))
+    listener = _Queue(finals_only=True)
+    engine.add(unique, listener)
+    remaining = set(unique)
+    deadline = None if timeout is None else anyio.current_time() + timeout
+    try:
+        while remaining:
+            item_id, item = await _get(listener, deadline, engine, remaining)
+            remaining.discard(item_id)
+            if isinstance(item, BaseException):
+                raise item
+            yield item.record
+    finally:
+        engine.remove(unique, listener)
+
+
+async def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncIterator[Change[Any]]:
+    """Every status change of ``ids`` in order, until all are finished."""
+    unique = list(dict.fromkeys(_ids(ids)))
+    listener = _Queue(finals_only=False)
+    engine.add(unique, listener)
+    remaining = set(unique)
+    try:
+        while remaining:
+            item_id, item = await _get(listener, None, engine, remaining)
+            if isinstance(item, BaseException):
+                raise item
+            if item.final:
+                remaining.discard(item_id)
+            yield item
+    finally:
+        engine.remove(unique, listener)
+
+
+async def _get(
+    listener: _Queue, deadline: float | None, engine: Engine[Any], remaining: set[str]
+) -> tuple[str, Change[Any] | BaseException]:
+    if deadline is None:
+        return await listener.queue.get()
+    try:
+        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+            return await listener.queue.get()
+    except TimeoutError:
+        last = {k: listener.last.get(k) for k in remaining}
+        raise WaitTimeout(
+            f"{len(remaining)} {engine.kind.name}s not finished before the deadline", last=last
+        ) from None

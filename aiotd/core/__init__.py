@@ -1,0 +1,1 @@
+"""Resources of the v3 REST API."""

@@ -1,0 +1,274 @@
+"""``td.jobs``: issue exactly once, inspect, list, kill, and wait for jobs at scale."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from aiotd._http import segment
+from aiotd._paging import Pager, offset_pager
+from aiotd._polling import Engine, Listing
+from aiotd._polling import as_completed as _as_completed
+from aiotd._polling import wait_all as _wait_all
+from aiotd._polling import watch as _watch
+from aiotd.errors import Conflict, JobFailed
+from aiotd.models.core import IssuedJob, Job, JobList, JobStatus, KilledJob, parse_priority
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["ENGINES", "JobEvent", "Jobs"]
+
+#: Query engines ``issue`` accepts (v3-api.md §1.6; pig and impala are gone from TD).
+ENGINES = ("presto", "trino", "hive")
+_LIST_STATUSES = ("queued", "running", "success", "error")
+
+
+class JobEvent(NamedTuple):
+    """A job's status changed: ``job`` is a JobStatus, or the full Job once finished."""
+
+    job_id: str
+    old_status: str | None
+    new_status: str
+    job: JobStatus | Job
+
+
+class _JobKind:
+    """How the poll engine learns about jobs (v3-api.md §1.6, §5)."""
+
+    name = "job"
+
+    def __init__(self, jobs: Jobs, page_size: int) -> None:
+        self._jobs = jobs
+        self._page_size = page_size
+
+    async def fetch(self, item_id: str) -> JobStatus | Job:
+        return await self._jobs.status(item_id)
+
+    async def fetch_final(self, item_id: str) -> JobStatus | Job:
+        return await self._jobs.get(item_id)
+
+    def status(self, record: JobStatus | Job) -> str:
+        return record.status.lower()
+
+    def finished(self, record: JobStatus | Job) -> bool:
+        return record.finished
+
+    def needs_final(self, record: JobStatus | Job) -> bool:
+        return isinstance(record, JobStatus)
+
+    async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[JobStatus | Job]:
+        """Queued and running jobs, newest first (booting jobs appear in neither list)."""
+        records: dict[str, JobStatus | Job] = {}
+        pages = 0
+        estimated = 0
+        complete = True
+        for status in ("queued", "running"):
+            offset = 0
+            total = 0
+            while pages < page_budget:
+                page = await self._jobs._page(offset, offset + self._page_size - 1, status=status)
+                pages += 1
+                total = page.count
+                for job in page.jobs:
+                    records[job.job_id] = job
+                offset += len(page.jobs)
+                # `count` is the number of matching jobs: a server that cuts pages
+                # shorter than asked is still walked to the end
+                if not page.jobs or offset >= page.count:
+                    break
+            else:
+                complete = False
+            estimated += max(1, -(-total // self._page_size))
+        if complete:
+            return Listing(records, pages, lambda _id: True)
+        # cut short: the cost is what a full listing would take; absence proves nothing
+        return Listing(records, max(pages, estimated), lambda _id: False)
+
+
+class Jobs:
+    """Jobs of the core API: ``/v3/job/...``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._engine: Engine[JobStatus | Job] | None = None
+
+    # -- single calls
+
+    async def issue(
+        self,
+        query: str,
+        *,
+        database: str,
+        engine: str = "presto",
+        priority: int | str | None = None,
+        retry_limit: int | None = None,
+        result_url: str | None = None,
+        pool_name: str | None = None,
+        domain_key: str | None = None,
+        **extra: Any,
+    ) -> IssuedJob:
+        """Issue a query job exactly once, however often the request has to be retried.
+
+        A ``domain_key`` (generated when not given) goes with every try, so TD refuses a
+        second job with 409; that answer names the job already issued, which is returned
+        with ``existing=True``.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("query must be a non-empty SQL string")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if retry_limit is not None and retry_limit < 0:
+            raise ValueError("retry_limit must be >= 0")
+        key = domain_key if domain_key is not None else f"aiotd-{uuid.uuid4()}"
+        form: dict[str, Any] = {
+            "query": query,
+            "priority": None if priority is None else parse_priority(priority),
+            "retry_limit": retry_limit,
+            "result": result_url,
+            "pool_name": pool_name,
+            "domain_key": key,
+            **extra,
+        }
+        path = f"/v3/job/issue/{engine}/{segment(database)}"
+        try:
+            return await self._client._call("POST", path, IssuedJob, data=form, idempotent=True)
+        except Conflict as exc:
+            if exc.conflicts_with is None:
+                raise
+            return IssuedJob(job_id=exc.conflicts_with, database=database, existing=True)
+
+    async def get(self, job_id: str | int) -> Job:
+        """``job/show``: the full record, with ``debug.cmdout`` and ``debug.stderr``."""
+        return await self._client._call("GET", f"/v3/job/show/{segment(job_id)}", Job)
+
+    async def status(self, job_id: str | int) -> JobStatus:
+        """``job/status``: the light record meant for polling."""
+        return await self._client._call("GET", f"/v3/job/status/{segment(job_id)}", JobStatus)
+
+    async def status_by_domain_key(self, domain_key: str) -> JobStatus:
+        """The job issued with ``domain_key``."""
+        path = f"/v3/job/status_by_domain_key/{segment(domain_key)}"
+        return await self._client._call("GET", path, JobStatus)
+
+    async def kill(self, job_id: str | int) -> KilledJob:
+        """Ask TD to kill a job; ``former_status`` tells whether it was still running."""
+        path = f"/v3/job/kill/{segment(job_id)}"
+        return await self._client._call("POST", path, KilledJob, idempotent=True)
+
+    async def result_export(self, job_id: str | int, result_url: str) -> IssuedJob:
+        """Write a finished job's result to ``result_url``; returns the export job."""
+        if not result_url:
+            raise ValueError("result_url must not be empty")
+        path = f"/v3/job/result_export/{segment(job_id)}"
+        return await self._client._call("POST", path, IssuedJob, data={"result": result_url})
+
+    async def _page(
+        self,
+        from_: int,
+        to: int,
+        *,
+        status: str | None = None,
+        from_id: str | int | None = None,
+        to_id: str | int | None = None,
+        slower_than: float | None = None,
+    ) -> JobList:
+        params = {
+            "from": from_,
+            "to": to,
+            "status": status,
+            "from_id": from_id,
+            "to_id": to_id,
+            "slower_than": slower_than,
+        }
+        return await self._client._call("GET", "/v3/job/list", JobList, params=params)
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        from_id: str | int | None = None,
+        to_id: str | int | None = None,
+        slower_than: float | None = None,
+        page_size: int = 100,
+        limit: int | None = None,
+    ) -> Pager[Job]:
+        """Jobs newest first: ``await`` for one page, ``async for`` for all of them."""
+        if status is not None and status not in _LIST_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_LIST_STATUSES)}")
+
+        async def fetch(from_: int, to: int) -> builtins.list[Job]:
+            page = await self._page(
+                from_,
+                to,
+                status=status,
+                from_id=from_id,
+                to_id=to_id,
+                slower_than=slower_than,
+            )
+            return page.jobs
+
+        return offset_pager(fetch, page_size=page_size, limit=limit)
+
+    # -- waiting
+
+    @property
+    def engine(self) -> Engine[JobStatus | Job]:
+        """The poll engine every waiter of this client shares."""
+        if self._engine is None:
+            settings = self._client._poll_settings
+            kind = _JobKind(self, settings.list_page_size)
+            self._engine = self._client._register_engine(Engine(kind, settings))
+        return self._engine
+
+    async def wait(
+        self, job_id: str | int, *, timeout: float | None = None, kill_on_cancel: bool = False
+    ) -> Job:
+        """Wait until the job finishes and return its full record (failed jobs included)."""
+        (job,) = await self.wait_all([job_id], timeout=timeout, kill_on_cancel=kill_on_cancel)
+        return job
+
+    async def wait_all(
+        self,
+        job_ids: Iterable[str | int],
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        kill_on_cancel: bool = False,
+    ) -> builtins.list[Job]:
+        """Wait for every job; results in the order of ``job_ids``.
+
+        Failed jobs are returned as they are (use ``raise_for_status()``), unless
+        ``raise_on_failure`` raises the first ``JobFailed``. With ``kill_on_cancel``, the
+        jobs still running are killed when this wait is cancelled.
+        """
+        on_cancel = self._kill_many if kill_on_cancel else None
+        jobs: builtins.list[Job] = await _wait_all(
+            self.engine, job_ids, timeout=timeout, on_cancel=on_cancel
+        )
+        if raise_on_failure:
+            for job in jobs:
+                if job.failed:
+                    raise JobFailed(job)
+        return jobs
+
+    async def _kill_many(self, job_ids: builtins.list[str]) -> None:
+        for job_id in job_ids:
+            try:
+                await self.kill(job_id)
+            except Exception:
+                continue
+
+    async def as_completed(
+        self, job_ids: Iterable[str | int], *, timeout: float | None = None
+    ) -> AsyncIterator[Job]:
+        """Each job's full record as soon as it finishes, in finishing order."""
+        async for job in _as_completed(self.engine, job_ids, timeout=timeout):
+            yield job
+
+    async def watch(self, job_ids: Iterable[str | int]) -> AsyncIterator[JobEvent]:
+        """Every status change of the jobs, in order, until all are finished."""
+        async for change in _watch(self.engine, job_ids):
+            yield JobEvent(change.item_id, change.old_status, change.new_status, change.record)
