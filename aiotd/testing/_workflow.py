@@ -657,9 +657,9 @@ class WorkflowService:
                 409, f"Resource already exists: revision={revision_name} in project id={project.id}"
             )
         if project is None:
-            project = _Project(id=self._next_id("project"), name=name, created_at=now)
+            project = _Project(id=0, name=name, created_at=now)
         revision = _Revision(
-            id=self._next_id("revision"),
+            id=0,
             name=revision_name,
             created_at=now,
             archive=data,
@@ -675,9 +675,14 @@ class WorkflowService:
         for workflow_name in cleared:
             if workflow_name not in names:
                 raise _Fail(400, f"{workflow_name} does not exist")
+        # Ids are taken only once the push is accepted, so refused pushes leave no gaps.
+        if project.id == 0:
+            project.id = self._next_id("project")
+        revision.id = self._next_id("revision")
         self._projects[project.id] = project
         project.revisions.append(revision)
         for workflow in revision.workflows:
+            workflow.id = self._next_id("workflow")
             self._workflows[workflow.id] = workflow
         self._storage[revision.storage_key] = (data, "archive.tar.gz")
         self._update_schedules(
@@ -728,7 +733,7 @@ class WorkflowService:
             config = {key: value for key, value in body.items() if key != "timezone"}
             workflows.append(
                 _Workflow(
-                    id=self._next_id("workflow"),
+                    id=0,
                     name=name,
                     project=project,
                     revision=revision,

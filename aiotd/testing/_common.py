@@ -1,0 +1,107 @@
+"""Small helpers shared by the emulator's routes: JSON answers, TD error bodies, timestamps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+__all__ = [
+    "APIError",
+    "bool_param",
+    "form_params",
+    "int_param",
+    "iso_z",
+    "json_response",
+    "td_error",
+    "td_time",
+]
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """Encode ``data`` with msgspec (fast) as an ``application/json`` answer."""
+    return web.Response(body=_encoder.encode(data), status=status, content_type="application/json")
+
+
+def td_error(status: int, message: str, **extra: Any) -> web.Response:
+    """A TD error answer: ``{"message", "error", "severity"}`` plus extras such as ``details``."""
+    body: dict[str, Any] = {"message": message, "error": message, "severity": "error"}
+    body.update(extra)
+    return json_response(body, status)
+
+
+class APIError(Exception):
+    """Raised by route code to answer with a TD error body; the middleware renders it."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        return td_error(self.status, self.message, **self.extra)
+
+
+def td_time(ts: float | None) -> str | None:
+    """Format epoch seconds as TD's ``"2016-07-26 08:14:46 UTC"`` (None stays None)."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def iso_z(ts: float | None) -> str | None:
+    """Format epoch seconds as ISO ``"2014-10-04T01:13:20Z"`` (table counters, schedules, users)."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+async def form_params(request: web.Request) -> dict[str, str]:
+    """Query and body parameters merged; bodies may be multipart or url-encoded (v3-api §0)."""
+    params: dict[str, str] = dict(request.query)
+    if request.method in ("POST", "PUT") and request.can_read_body:
+        ctype = request.content_type
+        if ctype.startswith("multipart/") or ctype == "application/x-www-form-urlencoded":
+            post = await request.post()
+            for key, value in post.items():
+                if isinstance(value, str):
+                    params[key] = value
+                elif isinstance(value, (bytes, bytearray)):
+                    params[key] = bytes(value).decode("utf-8", "replace")
+                else:
+                    params[key] = value.file.read().decode("utf-8", "replace")
+        elif ctype == "application/json":
+            try:
+                data = msgspec.json.decode(await request.read())
+            except msgspec.DecodeError as exc:
+                raise APIError(400, f"Invalid JSON body: {exc}") from exc
+            if isinstance(data, dict):
+                for key, value in data.items():
+                    params[str(key)] = (
+                        value if isinstance(value, str) else msgspec.json.encode(value).decode()
+                    )
+    return params
+
+
+def int_param(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+    """An integer parameter; a value that is not an integer is a 400 as TD answers."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise APIError(400, f"Invalid {name}: {raw!r} is not an integer") from None
+
+
+def bool_param(params: dict[str, str], name: str, default: bool = False) -> bool:
+    """A boolean parameter: ``true``/``True``/``1`` (Py sends capitalised ``True``, v3-api §7.8)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("true", "1", "yes")

@@ -1,0 +1,941 @@
+"""The v3 REST API routes (reference/v3-api.md §1) over the store, the job store and the rest
+of the emulator's state."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import secrets
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+from aiohttp import web
+
+from aiotd.testing._common import (
+    APIError,
+    bool_param,
+    form_params,
+    int_param,
+    iso_z,
+    json_response,
+    td_time,
+)
+from aiotd.testing._jobs import QUERY_TYPES, STATUSES, SUCCESS, JobStore
+from aiotd.testing._results import FORMATS, serve
+from aiotd.testing._store import Store
+
+__all__ = ["TRUNCATE_KEY", "Core", "new_apikey"]
+
+#: request key set by the fault middleware when the answer must be truncated.
+TRUNCATE_KEY = "aiotd.emulator.truncate"
+
+_PRIORITIES = {
+    "VERY LOW": -2,
+    "VERY-LOW": -2,
+    "VERY_LOW": -2,
+    "LOW": -1,
+    "NORM": 0,
+    "NORMAL": 0,
+    "HIGH": 1,
+    "VERY HIGH": 2,
+    "VERY-HIGH": 2,
+    "VERY_HIGH": 2,
+}
+
+
+def new_apikey(account: int = 1) -> str:
+    """A key shaped like TD's: ``<account>/<40 hex>``."""
+    return f"{account}/{secrets.token_hex(20)}"
+
+
+def _decode_records(body: bytes) -> list[Any]:
+    """gzip'd (or plain) msgpack stream -> objects; bad data is a 400."""
+    try:
+        raw = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+        return _unpack_all(raw)
+    except (OSError, EOFError, zlib.error, ValueError, msgpack.UnpackException) as exc:
+        raise APIError(400, f"Invalid import data: {exc}") from None
+
+
+def _unpack_all(raw: bytes) -> list[Any]:
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(raw), 1), strict_map_key=False)
+    unpacker.feed(raw)
+    return list(unpacker)
+
+
+@dataclass
+class BulkImport:
+    """A bulk-import session (v3-api §1.12)."""
+
+    name: str
+    database: str
+    table: str
+    status: str = "uploading"
+    job_id: int | None = None
+    upload_frozen: bool = False
+    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: list[Any] = field(default_factory=list)
+    valid_records: int | None = None
+    error_records: int | None = None
+    valid_parts: int | None = None
+    error_parts: int | None = None
+
+
+@dataclass
+class Schedule:
+    """A saved query (v3-api §1.8)."""
+
+    id: int
+    name: str
+    cron: str | None
+    timezone: str
+    delay: int
+    created_at: float
+    type: str
+    query: str
+    database: str
+    priority: int
+    retry_limit: int
+    result: str
+    user_name: str = "Emulator User"
+    history: list[int] = field(default_factory=list)
+
+    def to_json(self, *, full: bool = True) -> dict[str, Any]:
+        nxt = next_cron_time(self.cron, time.time()) if self.cron else None
+        body: dict[str, Any] = {
+            "name": self.name,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "delay": self.delay,
+            "created_at": iso_z(self.created_at),
+            "type": self.type,
+            "query": self.query,
+            "database": self.database,
+            "user_name": self.user_name,
+            "priority": self.priority,
+            "retry_limit": self.retry_limit,
+            "result": self.result,
+        }
+        if full:
+            body["id"] = self.id
+            body["start"] = td_time(nxt)
+        else:
+            body["next_time"] = iso_z(nxt)
+        return body
+
+
+_CRON_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+def _cron_field(spec: str, lo: int, hi: int) -> set[int]:
+    out: set[int] = set()
+    for part in spec.split(","):
+        body, _, step_s = part.partition("/")
+        step = int(step_s) if step_s else 1
+        if body == "*":
+            a, b = lo, hi
+        elif "-" in body:
+            a_s, b_s = body.split("-", 1)
+            a, b = int(a_s), int(b_s)
+        else:
+            a = b = int(body)
+            if step_s:
+                b = hi
+        out.update(range(a, b + 1, step))
+    return out
+
+
+def next_cron_time(cron: str, after: float) -> float | None:
+    """Next UTC time matching a 5-field cron (or ``@daily`` style) strictly after ``after``."""
+    spec = _CRON_ALIASES.get(cron.strip(), cron.strip())
+    fields = spec.split()
+    if len(fields) != 5:
+        return None
+    try:
+        minutes = _cron_field(fields[0], 0, 59)
+        hours = _cron_field(fields[1], 0, 23)
+        days = _cron_field(fields[2], 1, 31)
+        months = _cron_field(fields[3], 1, 12)
+        weekdays = {d % 7 for d in _cron_field(fields[4], 0, 7)}
+    except ValueError:
+        return None
+    start = (int(after) // 60 + 1) * 60
+    day0 = start - start % 86400
+    for d in range(0, 366 * 5):
+        day = day0 + d * 86400
+        tm = time.gmtime(day)
+        if tm.tm_mon not in months or tm.tm_mday not in days:
+            continue
+        if (tm.tm_wday + 1) % 7 not in weekdays:
+            continue
+        for h in sorted(hours):
+            for m in sorted(minutes):
+                t = day + h * 3600 + m * 60
+                if t >= start:
+                    return float(t)
+    return None
+
+
+@dataclass
+class User:
+    """An account user with its API keys."""
+
+    id: int
+    name: str
+    email: str
+    password: str
+    apikeys: list[str]
+    created_at: float
+    administrator: bool = False
+    account_owner: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        first, _, last = self.name.partition(" ")
+        return {
+            "id": self.id,
+            "first_name": first or None,
+            "last_name": last or None,
+            "email": self.email,
+            "phone": None,
+            "gravatar_url": "https://secure.gravatar.com/avatar/"
+            + hashlib.md5(self.email.encode()).hexdigest()
+            + "?size=80",
+            "administrator": self.administrator,
+            "created_at": iso_z(self.created_at),
+            "updated_at": iso_z(self.created_at),
+            "name": self.name,
+            "account_owner": self.account_owner,
+            "organization": None,
+            "roles": [],
+        }
+
+
+class Core:
+    """State and handlers of the v3 API. ``keys`` is the set the auth middleware accepts."""
+
+    def __init__(self, store: Store, jobs: JobStore, apikey: str, directory: Path) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.directory = directory
+        self.started = time.time()
+        self.keys: set[str] = {apikey}
+        owner = User(
+            id=1,
+            name="Emulator User",
+            email="emulator@example.com",
+            password="password",
+            apikeys=[apikey],
+            created_at=self.started,
+            administrator=True,
+            account_owner=True,
+        )
+        self.users: dict[str, User] = {owner.name: owner}
+        self.results: dict[str, str] = {}
+        self.schedules: dict[str, Schedule] = {}
+        self.bulk_imports: dict[str, BulkImport] = {}
+        self.imported_ids: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._next_user_id = 2
+        self._next_schedule_id = 1
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register every v3 route on ``app``."""
+        r = app.router
+        r.add_get("/v3/system/server_status", self.server_status)
+        r.add_get("/v3/account/show", self.account_show)
+        r.add_get("/v3/database/list", self.database_list)
+        r.add_get("/v3/database/show/{db}", self.database_show)
+        r.add_post("/v3/database/create/{db}", self.database_create)
+        r.add_post("/v3/database/delete/{db}", self.database_delete)
+        r.add_get("/v3/table/list/{db}", self.table_list)
+        r.add_get("/v3/table/show/{db}/{table}", self.table_show)
+        r.add_post("/v3/table/create/{db}/{table}/{type}", self.table_create)
+        r.add_post("/v3/table/create/{db}/{table}", self.table_create)
+        r.add_post("/v3/table/delete/{db}/{table}", self.table_delete)
+        r.add_post("/v3/table/swap/{db}/{table1}/{table2}", self.table_swap)
+        r.add_post("/v3/table/update-schema/{db}/{table}", self.table_update_schema)
+        r.add_post("/v3/table/update/{db}/{table}", self.table_update)
+        r.add_get("/v3/table/tail/{db}/{table}", self.table_tail)
+        r.add_post("/v3/table/tail/{db}/{table}", self.table_tail)
+        r.add_post("/v3/table/change_database/{db}/{table}", self.table_change_database)
+        r.add_put("/v3/table/import/{db}/{table}/{format}", self.table_import)
+        r.add_put("/v3/table/import_with_id/{db}/{table}/{unique_id}/{format}", self.table_import)
+        r.add_post("/v3/job/issue/{type}/{db}", self.job_issue)
+        r.add_get("/v3/job/list", self.job_list)
+        r.add_get("/v3/job/show/{job_id}", self.job_show)
+        r.add_get("/v3/job/status/{job_id}", self.job_status)
+        r.add_get("/v3/job/status_by_domain_key/{domain_key}", self.job_status_by_domain_key)
+        r.add_post("/v3/job/kill/{job_id}", self.job_kill)
+        r.add_get("/v3/job/result/{job_id}", self.job_result)
+        r.add_post("/v3/job/result_export/{job_id}", self.job_result_export)
+        r.add_post("/v3/export/run/{db}/{table}", self.export_run)
+        r.add_post("/v3/bulk_import/create/{name}/{db}/{table}", self.bi_create)
+        r.add_post("/v3/bulk_import/delete/{name}", self.bi_delete)
+        r.add_get("/v3/bulk_import/show/{name}", self.bi_show)
+        r.add_get("/v3/bulk_import/list", self.bi_list)
+        r.add_get("/v3/bulk_import/list_parts/{name}", self.bi_list_parts)
+        r.add_put("/v3/bulk_import/upload_part/{name}/{part}", self.bi_upload_part)
+        r.add_post("/v3/bulk_import/delete_part/{name}/{part}", self.bi_delete_part)
+        r.add_post("/v3/bulk_import/freeze/{name}", self.bi_freeze)
+        r.add_post("/v3/bulk_import/unfreeze/{name}", self.bi_unfreeze)
+        r.add_post("/v3/bulk_import/perform/{name}", self.bi_perform)
+        r.add_post("/v3/bulk_import/commit/{name}", self.bi_commit)
+        r.add_get("/v3/bulk_import/error_records/{name}", self.bi_error_records)
+        r.add_post("/v3/schedule/create/{name}", self.schedule_create)
+        r.add_post("/v3/schedule/update/{name}", self.schedule_update)
+        r.add_post("/v3/schedule/delete/{name}", self.schedule_delete)
+        r.add_get("/v3/schedule/list", self.schedule_list)
+        r.add_get("/v3/schedule/history/{name}", self.schedule_history)
+        r.add_post("/v3/schedule/run/{name}/{time}", self.schedule_run)
+        r.add_get("/v3/result/list", self.result_list)
+        r.add_post("/v3/result/create/{name}", self.result_create)
+        r.add_post("/v3/result/delete/{name}", self.result_delete)
+        r.add_get("/v3/user/list", self.user_list)
+        r.add_post("/v3/user/add/{name}", self.user_add)
+        r.add_post("/v3/user/remove/{name}", self.user_remove)
+        r.add_get("/v3/user/apikey/list/{name}", self.user_apikey_list)
+        r.add_post("/v3/user/apikey/add/{name}", self.user_apikey_add)
+        r.add_post("/v3/user/apikey/remove/{name}", self.user_apikey_remove)
+        r.add_post("/v3/user/authenticate", self.user_authenticate)
+
+    # -- system, account ---------------------------------------------------------------------
+
+    async def server_status(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def account_show(self, request: web.Request) -> web.Response:
+        storage = sum(
+            t.estimated_storage_size
+            for db in self.store.databases.values()
+            for t in db.tables.values()
+        )
+        created = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(self.started))
+        account = {
+            "id": 1,
+            "plan": 0,
+            "storage_size": storage,
+            "guaranteed_cores": 0,
+            "maximum_cores": 0,
+            "created_at": created,
+            "presto_plan": 0,
+        }
+        return json_response({"account": account})
+
+    # -- databases -------------------------------------------------------------------------
+
+    async def database_list(self, request: web.Request) -> web.Response:
+        return json_response({"databases": [d.to_json() for d in self.store.databases.values()]})
+
+    async def database_show(self, request: web.Request) -> web.Response:
+        return json_response(self.store.database(request.match_info["db"]).to_json())
+
+    async def database_create(self, request: web.Request) -> web.Response:
+        await form_params(request)
+        db = self.store.create_database(request.match_info["db"])
+        return json_response({"database": db.name})
+
+    async def database_delete(self, request: web.Request) -> web.Response:
+        db = self.store.delete_database(request.match_info["db"])
+        return json_response({"database": db.name})
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def _table_ref(self, request: web.Request) -> dict[str, str]:
+        mi = request.match_info
+        return {"table": mi["table"], "type": "log", "database": mi["db"]}
+
+    async def table_list(self, request: web.Request) -> web.Response:
+        db = self.store.database(request.match_info["db"])
+        return json_response(
+            {"database": db.name, "tables": [t.to_json() for t in db.tables.values()]}
+        )
+
+    async def table_show(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        return json_response(self.store.table(mi["db"], mi["table"]).to_json())
+
+    async def table_create(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        table_type = mi.get("type", "log")
+        if table_type != "log":
+            raise APIError(400, f"Unsupported table type: {table_type}")
+        self.store.create_table(
+            mi["db"], mi["table"], include_v=bool_param(params, "include_v", True)
+        )
+        return json_response(self._table_ref(request))
+
+    async def table_delete(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        self.store.delete_table(mi["db"], mi["table"])
+        return json_response(self._table_ref(request))
+
+    async def table_swap(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        self.store.swap_tables(mi["db"], mi["table1"], mi["table2"])
+        return json_response({"database": mi["db"], "table1": mi["table1"], "table2": mi["table2"]})
+
+    async def table_update_schema(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        raw = params.get("schema")
+        if raw is None:
+            raise APIError(400, "schema is required")
+        try:
+            schema = json.loads(raw)
+            if not isinstance(schema, list) or not all(
+                isinstance(e, list) and 2 <= len(e) <= 3 and all(isinstance(x, str) for x in e)
+                for e in schema
+            ):
+                raise ValueError("expected [[name, type(, alias)], ...]")
+        except ValueError as exc:
+            raise APIError(400, f"Invalid schema: {exc}") from None
+        self.store.update_schema(mi["db"], mi["table"], schema)
+        return json_response(self._table_ref(request))
+
+    async def table_update(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        table = self.store.table(mi["db"], mi["table"])
+        if "expire_days" in params:
+            table.expire_days = int_param(params, "expire_days")
+        if "include_v" in params:
+            table.include_v = bool_param(params, "include_v", table.include_v)
+        if "detect_schema" in params:
+            table.detect_schema = bool_param(params, "detect_schema", table.detect_schema)
+        table.updated_at = time.time()
+        return json_response(self._table_ref(request))
+
+    async def table_tail(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        count = int_param(params, "count", 30) or 30
+        rows = self.store.tail(mi["db"], mi["table"], count)
+        packer = msgpack.Packer()
+        body = b"".join(packer.pack(row) for row in rows)
+        return web.Response(body=body, content_type="application/x-msgpack")
+
+    async def table_change_database(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        dest = params.get("dest_database_name")
+        if not dest:
+            raise APIError(400, "dest_database_name is required")
+        self.store.change_database(mi["db"], mi["table"], dest)
+        return json_response({"database": dest, "table": mi["table"], "type": "log"})
+
+    async def table_import(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        mi = request.match_info
+        db_name, table_name, fmt = mi["db"], mi["table"], mi["format"]
+        unique_id = mi.get("unique_id")
+        self.store.table(db_name, table_name)
+        body = await request.read()
+        if unique_id is not None:
+            done = self.imported_ids.get((db_name, table_name, unique_id))
+            if done is not None:
+                return json_response(done)
+        if fmt not in ("msgpack.gz", "msgpack"):
+            raise APIError(400, f"Unsupported import format: {fmt}")
+        records = _decode_records(body)
+        maps = [r for r in records if isinstance(r, dict)]
+        self.store.insert(db_name, table_name, maps, len(body))
+        answer: dict[str, Any] = {
+            "database": db_name,
+            "table": table_name,
+            "md5_hex": hashlib.md5(body).hexdigest(),
+            "elapsed_time": round(time.perf_counter() - started, 6),
+        }
+        if unique_id is not None:
+            answer["unique_id"] = unique_id
+            self.imported_ids[(db_name, table_name, unique_id)] = answer
+        return json_response(answer)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def _issue_options(self, params: dict[str, str]) -> dict[str, Any]:
+        raw_priority = params.get("priority")
+        priority = 0
+        if raw_priority not in (None, ""):
+            assert raw_priority is not None
+            named = _PRIORITIES.get(raw_priority.strip().upper())
+            if named is not None:
+                priority = named
+            else:
+                priority = int_param(params, "priority") or 0
+                if not -2 <= priority <= 2:
+                    raise APIError(400, f"Invalid priority: {priority}")
+        return {
+            "priority": priority,
+            "retry_limit": int_param(params, "retry_limit", 0) or 0,
+            "result_url": params.get("result", ""),
+            "pool_name": params.get("pool_name") or None,
+            "domain_key": params.get("domain_key") or None,
+        }
+
+    async def job_issue(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        job_type, db_name = mi["type"], mi["db"]
+        if job_type == "bulkload":
+            try:
+                config = json.loads(await request.read() or b"{}")
+            except ValueError as exc:
+                raise APIError(400, f"Invalid JSON body: {exc}") from None
+            self.store.database(db_name)
+            job = self.jobs.issue(job_type="bulkload", database=db_name, query=config)
+            return json_response({"job_id": job.id})
+        params = await form_params(request)
+        if job_type not in QUERY_TYPES:
+            raise APIError(404, f"Unknown job type: {job_type}")
+        self.store.database(db_name)
+        query = params.get("query")
+        if not query:
+            raise APIError(400, "query is required")
+        job = self.jobs.issue(
+            job_type=job_type, database=db_name, query=query, **self._issue_options(params)
+        )
+        job_id = str(job.id)
+        return json_response({"job": job_id, "job_id": job_id, "database": db_name})
+
+    async def job_list(self, request: web.Request) -> web.Response:
+        q = request.query
+        params = dict(q)
+        status = q.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise APIError(400, f"Invalid status: {status}")
+        start = int_param(params, "from")
+        end = int_param(params, "to")
+        skip = start if start is not None and start > 0 else 0
+        last = end if end is not None else skip + 19
+        slower = q.get("slower_than")
+        total, jobs = self.jobs.page(
+            status=status,
+            skip=skip,
+            limit=last - skip + 1,
+            from_id=int_param(params, "from_id"),
+            to_id=int_param(params, "to_id"),
+            slower_than=float(slower) if slower else None,
+        )
+        now = time.time()
+        return json_response(
+            {"count": total, "from": start, "to": end, "jobs": [j.to_json(now) for j in jobs]}
+        )
+
+    async def job_show(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["job_id"])
+        return json_response(job.to_json(time.time(), debug=True))
+
+    async def job_status(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["job_id"])
+        return json_response(job.status_json(time.time()))
+
+    async def job_status_by_domain_key(self, request: web.Request) -> web.Response:
+        job = self.jobs.by_key(request.match_info["domain_key"])
+        return json_response(job.status_json(time.time()))
+
+    async def job_kill(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        former = self.jobs.kill(job_id)
+        return json_response({"job_id": str(self.jobs.get(job_id).id), "former_status": former})
+
+    async def job_result(self, request: web.Request) -> web.StreamResponse:
+        job = self.jobs.get(request.match_info["job_id"])
+        fmt = request.query.get("format", "tsv")
+        if fmt not in FORMATS:
+            raise APIError(400, f"Unsupported result format: {fmt}")
+        if job.status != SUCCESS or job.result is None:
+            raise APIError(404, f"Result of job {job.id} is not available (status: {job.status})")
+        header = bool_param(dict(request.query), "header")
+        columns = [c[0] for c in job.result_schema or []]
+        result = job.result
+        if result.is_large():
+            data = await asyncio.to_thread(result.variant, fmt, header, columns)
+        else:
+            data = result.variant(fmt, header, columns)
+        tag = "h" if header and fmt not in ("msgpack", "msgpack.gz") else "n"
+        etag = f'"{job.id}-{fmt}-{tag}-{result.size}"'
+        return await serve(request, data, fmt, etag, bool(request.get(TRUNCATE_KEY)))
+
+    async def job_result_export(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        target = self.jobs.get(request.match_info["job_id"])
+        result_url = params.get("result") or params.get("result_connection_settings")
+        if not result_url:
+            raise APIError(422, "'result' parameter is required")
+        job = self.jobs.issue(
+            job_type="result_export",
+            database=target.database,
+            query=f"RESULT EXPORT FROM JOB {target.id}",
+            result_url=result_url,
+            domain_key=params.get("domain_key") or None,
+        )
+        job.result_export_target_job_id = target.id
+        target.linked_result_export_job_id = job.id
+        return json_response({"job_id": str(job.id)})
+
+    async def export_run(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        mi = request.match_info
+        self.store.table(mi["db"], mi["table"])
+        if params.get("storage_type") != "s3":
+            raise APIError(400, "Only s3 output type is supported")
+        prefix = params.get("file_prefix") or f"{mi['db']}/{mi['table']}"
+        job = self.jobs.issue(
+            job_type="export",
+            database=mi["db"],
+            query=f"EXPORT {mi['db']}.{mi['table']} TO s3://{params.get('bucket', '')}/{prefix}",
+            pool_name=params.get("pool_name") or None,
+            domain_key=params.get("domain_key") or None,
+        )
+        job_id = str(job.id)
+        return json_response({"job": job_id, "job_id": job_id, "database": mi["db"]})
+
+    # -- bulk import -----------------------------------------------------------------------
+
+    def _session(self, name: str) -> BulkImport:
+        session = self.bulk_imports.get(name)
+        if session is None:
+            raise APIError(404, f"Bulk import session '{name}' does not exist")
+        if session.status == "performing" and session.job_id is not None:
+            job = self.jobs.get(session.job_id)
+            if job.finished:
+                session.status = "ready" if job.status == SUCCESS else "uploading"
+                session.valid_records = sum(len(p) for p in session.parts.values())
+                session.error_records = len(session.errors)
+                session.valid_parts = len(session.parts)
+                session.error_parts = 0
+        return session
+
+    @staticmethod
+    def _bi_json(s: BulkImport) -> dict[str, Any]:
+        return {
+            "name": s.name,
+            "database": s.database,
+            "table": s.table,
+            "status": s.status,
+            "job_id": str(s.job_id) if s.job_id is not None else None,
+            "valid_records": s.valid_records,
+            "error_records": s.error_records,
+            "valid_parts": s.valid_parts,
+            "error_parts": s.error_parts,
+            "upload_frozen": s.upload_frozen,
+        }
+
+    @staticmethod
+    def _bi_ref(name: str) -> web.Response:
+        return json_response({"name": name, "bulk_import": name})
+
+    async def bi_create(self, request: web.Request) -> web.Response:
+        await form_params(request)
+        mi = request.match_info
+        name = mi["name"]
+        if len(name) < 3:
+            raise APIError(422, "Validation failed: Name is too short")
+        self.store.table(mi["db"], mi["table"])
+        if name in self.bulk_imports:
+            raise APIError(409, f"Bulk import session {name} already exists")
+        self.bulk_imports[name] = BulkImport(name=name, database=mi["db"], table=mi["table"])
+        return self._bi_ref(name)
+
+    async def bi_delete(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self._session(name)
+        del self.bulk_imports[name]
+        return self._bi_ref(name)
+
+    async def bi_show(self, request: web.Request) -> web.Response:
+        return json_response(self._bi_json(self._session(request.match_info["name"])))
+
+    async def bi_list(self, request: web.Request) -> web.Response:
+        sessions = [self._bi_json(self._session(n)) for n in list(self.bulk_imports)]
+        return json_response({"bulk_imports": sessions})
+
+    async def bi_list_parts(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        session = self._session(name)
+        return json_response({"parts": list(session.parts), "name": name, "bulk_import": name})
+
+    async def bi_upload_part(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        session = self._session(mi["name"])
+        if session.upload_frozen:
+            raise APIError(400, f"Bulk import session {session.name} is frozen")
+        records = _decode_records(await request.read())
+        valid: list[dict[str, Any]] = []
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get("time"), int):
+                valid.append(record)
+            else:
+                session.errors.append(record)
+        session.parts[mi["part"]] = valid
+        return self._bi_ref(session.name)
+
+    async def bi_delete_part(self, request: web.Request) -> web.Response:
+        mi = request.match_info
+        session = self._session(mi["name"])
+        session.parts.pop(mi["part"], None)
+        return self._bi_ref(session.name)
+
+    async def bi_freeze(self, request: web.Request) -> web.Response:
+        session = self._session(request.match_info["name"])
+        session.upload_frozen = True
+        return self._bi_ref(session.name)
+
+    async def bi_unfreeze(self, request: web.Request) -> web.Response:
+        session = self._session(request.match_info["name"])
+        session.upload_frozen = False
+        return self._bi_ref(session.name)
+
+    async def bi_perform(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        session = self._session(request.match_info["name"])
+        if session.status not in ("uploading", "ready"):
+            raise APIError(400, f"Bulk import session {session.name} is {session.status}")
+        job = self.jobs.issue(
+            job_type="bulk_import_perform",
+            database=session.database,
+            query="",
+            priority=int_param(params, "priority", 0) or 0,
+        )
+        session.job_id = job.id
+        session.status = "performing"
+        return json_response({"name": session.name, "bulk_import": session.name, "job_id": job.id})
+
+    async def bi_commit(self, request: web.Request) -> web.Response:
+        session = self._session(request.match_info["name"])
+        if session.status == "committed":
+            return self._bi_ref(session.name)
+        if session.status != "ready":
+            raise APIError(400, f"Bulk import session {session.name} is not ready to commit")
+        for records in session.parts.values():
+            self.store.insert(session.database, session.table, records)
+        session.status = "committed"
+        return self._bi_ref(session.name)
+
+    async def bi_error_records(self, request: web.Request) -> web.Response:
+        session = self._session(request.match_info["name"])
+        packer = msgpack.Packer()
+        raw = b"".join(packer.pack(r) for r in session.errors)
+        body = gzip.compress(raw, mtime=0) if raw else b""
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def _schedule(self, name: str) -> Schedule:
+        sched = self.schedules.get(name)
+        if sched is None:
+            raise APIError(404, f"Schedule '{name}' does not exist")
+        return sched
+
+    def _apply_schedule(self, sched: Schedule, params: dict[str, str]) -> None:
+        if "cron" in params:
+            sched.cron = params["cron"] or None
+            if sched.cron and next_cron_time(sched.cron, time.time()) is None:
+                raise APIError(422, f"Validation failed: Cron is invalid: {sched.cron}")
+        for key in ("timezone", "type", "query", "database", "result"):
+            if key in params:
+                setattr(sched, key, params[key])
+        for key in ("delay", "priority", "retry_limit"):
+            if key in params:
+                setattr(sched, key, int_param(params, key, 0) or 0)
+
+    async def schedule_create(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        name = request.match_info["name"]
+        if len(name) < 3:
+            raise APIError(422, "Validation failed: Name is too short")
+        if name in self.schedules:
+            raise APIError(409, f"Schedule {name} already exists")
+        if not params.get("query"):
+            raise APIError(422, "Validation failed: Query can't be blank")
+        sched = Schedule(
+            id=self._next_schedule_id,
+            name=name,
+            cron=None,
+            timezone="UTC",
+            delay=0,
+            created_at=time.time(),
+            type="hive",
+            query="",
+            database="",
+            priority=0,
+            retry_limit=0,
+            result="",
+        )
+        self._apply_schedule(sched, params)
+        if sched.database:
+            self.store.database(sched.database)
+        self._next_schedule_id += 1
+        self.schedules[name] = sched
+        return json_response(sched.to_json())
+
+    async def schedule_update(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        sched = self._schedule(request.match_info["name"])
+        self._apply_schedule(sched, params)
+        return json_response(sched.to_json())
+
+    async def schedule_delete(self, request: web.Request) -> web.Response:
+        sched = self._schedule(request.match_info["name"])
+        del self.schedules[sched.name]
+        body = sched.to_json(full=False)
+        for key in ("next_time", "priority", "retry_limit", "result"):
+            body.pop(key, None)
+        return json_response(body)
+
+    async def schedule_list(self, request: web.Request) -> web.Response:
+        return json_response(
+            {"schedules": [s.to_json(full=False) for s in self.schedules.values()]}
+        )
+
+    async def schedule_history(self, request: web.Request) -> web.Response:
+        sched = self._schedule(request.match_info["name"])
+        params = dict(request.query)
+        start = int_param(params, "from", 0) or 0
+        end = int_param(params, "to", start + 20) or 0
+        ids = sched.history[::-1][start:end]
+        now = time.time()
+        self.jobs.advance(now)
+        history = []
+        for job_id in ids:
+            job = self.jobs.jobs[job_id]
+            item = job.to_json(now)
+            item["scheduled_at"] = td_time(job.scheduled_at) or ""
+            history.append(item)
+        return json_response(
+            {"history": history, "count": len(sched.history), "from": start, "to": end}
+        )
+
+    async def schedule_run(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        sched = self._schedule(request.match_info["name"])
+        try:
+            scheduled = int(request.match_info["time"])
+        except ValueError:
+            raise APIError(400, "time must be a unix epoch (seconds)") from None
+        num = int_param(params, "num", 1) or 1
+        domain_key = params.get("domain_key") or None
+        spec = _CRON_ALIASES.get(sched.cron or "", sched.cron or "")
+        period = 3600 if spec.startswith("0 * ") else 86400
+        out = []
+        for i in range(num):
+            at = scheduled - i * period
+            query = sched.query.replace("${TD_SCHEDULED_TIME}", str(at))
+            job = self.jobs.issue(
+                job_type=sched.type,
+                database=sched.database,
+                query=query,
+                priority=sched.priority,
+                retry_limit=sched.retry_limit,
+                result_url=sched.result,
+                domain_key=f"{domain_key}:{i}" if domain_key and i else domain_key,
+            )
+            job.scheduled_at = float(at)
+            sched.history.append(job.id)
+            out.append({"job_id": job.id, "type": job.type, "scheduled_at": td_time(at)})
+        return json_response({"jobs": out})
+
+    # -- saved results ---------------------------------------------------------------------
+
+    async def result_list(self, request: web.Request) -> web.Response:
+        items = [{"name": n, "url": u, "organization": None} for n, u in self.results.items()]
+        return json_response({"results": items})
+
+    async def result_create(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        name = request.match_info["name"]
+        if not params.get("url"):
+            raise APIError(422, "'url' parameter is required")
+        if len(name) < 3:
+            raise APIError(422, "Validation failed: Name is too short")
+        if name in self.results:
+            raise APIError(409, "Result must be unique")
+        self.results[name] = params["url"]
+        return json_response({"name": name, "result": name})
+
+    async def result_delete(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if self.results.pop(name, None) is None:
+            raise APIError(404, f"Result '{name}' does not exist")
+        return json_response({"name": name, "result": name})
+
+    # -- users -----------------------------------------------------------------------------
+
+    def _user(self, name: str) -> User:
+        user = self.users.get(name)
+        if user is None:
+            user = next((u for u in self.users.values() if u.email == name), None)
+        if user is None:
+            raise APIError(404, f"User '{name}' does not exist")
+        return user
+
+    async def user_list(self, request: web.Request) -> web.Response:
+        return json_response({"users": [u.to_json() for u in self.users.values()]})
+
+    async def user_add(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        name = request.match_info["name"]
+        if name in self.users:
+            raise APIError(409, f"User {name} already exists")
+        key = new_apikey()
+        self.users[name] = User(
+            id=self._next_user_id,
+            name=name,
+            email=params.get("email") or f"{name}@example.com",
+            password=params.get("password", ""),
+            apikeys=[key],
+            created_at=time.time(),
+        )
+        self._next_user_id += 1
+        self.keys.add(key)
+        return json_response({"name": name})
+
+    async def user_remove(self, request: web.Request) -> web.Response:
+        user = self._user(request.match_info["name"])
+        if user.account_owner:
+            raise APIError(403, "The account owner cannot be removed")
+        del self.users[user.name]
+        self.keys.difference_update(user.apikeys)
+        return json_response({"user": user.name})
+
+    async def user_apikey_list(self, request: web.Request) -> web.Response:
+        return json_response({"apikeys": list(self._user(request.match_info["name"]).apikeys)})
+
+    async def user_apikey_add(self, request: web.Request) -> web.Response:
+        user = self._user(request.match_info["name"])
+        key = new_apikey()
+        user.apikeys.append(key)
+        self.keys.add(key)
+        return json_response({"apikey": key})
+
+    async def user_apikey_remove(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        user = self._user(request.match_info["name"])
+        key = params.get("apikey", "")
+        if key not in user.apikeys:
+            raise APIError(404, "API key does not exist")
+        user.apikeys.remove(key)
+        self.keys.discard(key)
+        return json_response({"user": user.name})
+
+    async def user_authenticate(self, request: web.Request) -> web.Response:
+        params = await form_params(request)
+        name, password = params.get("user", ""), params.get("password", "")
+        user = next((u for u in self.users.values() if name in (u.name, u.email)), None)
+        if user is None or user.password != password or not user.apikeys:
+            raise APIError(400, "Authentication failed: invalid user or password")
+        return json_response({"name": user.name, "apikey": user.apikeys[0]})
