@@ -1,0 +1,1 @@
+"""Treasure Workflow (digdag) resources: projects and their archives, workflows, attempts."""
