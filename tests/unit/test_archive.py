@@ -339,7 +339,11 @@ def test_chunks_size_and_close(project: Path) -> None:
 
 
 def test_from_mapping(tmp_path: Path) -> None:
-    files = {"main.dig": "+t:\n  sh>: q/run.sh\n", "q/a.sql": b"select 1", "q/run.sh": "echo"}
+    files: dict[str, str | bytes] = {
+        "main.dig": "+t:\n  sh>: q/run.sh\n",
+        "q/a.sql": b"select 1",
+        "q/run.sh": "echo",
+    }
     with build_archive_from_mapping(files, mtime=1_700_000_000) as archive:
         assert archive.names == ("main.dig", "q/a.sql", "q/run.sh")
         listed = members(archive)
