@@ -1,0 +1,73 @@
+"""``aiotd emulator``: serve the emulator until interrupted; the base URL is the first line out."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from aiotd.testing._emulator import Emulator
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``aiotd emulator``."""
+    parser = argparse.ArgumentParser(
+        prog="aiotd emulator",
+        description="Serve a local Treasure Data emulator (v3 API, and the Workflow API).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    parser.add_argument("--apikey", default=None, help="the accepted API key (default: random)")
+    parser.add_argument(
+        "--queued-time", type=float, default=0.1, help="seconds a job stays queued (0.1)"
+    )
+    parser.add_argument("--running-time", type=float, default=0.3, help="seconds a job runs (0.3)")
+    parser.add_argument(
+        "--booting-time", type=float, default=0.0, help="seconds a job shows 'booting' (0)"
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed for fault rates")
+    parser.add_argument("--no-workflow", action="store_true", help="do not serve the Workflow API")
+    parser.add_argument(
+        "--show-apikey", action="store_true", help="print the API key on the second line"
+    )
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    emulator = Emulator(
+        apikey=args.apikey,
+        host=args.host,
+        port=args.port,
+        queued_time=args.queued_time,
+        running_time=args.running_time,
+        booting_time=args.booting_time,
+        fault_seed=args.fault_seed,
+        workflow=not args.no_workflow,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with emulator:
+        print(emulator.url, flush=True)
+        if args.show_apikey:
+            print(emulator.apikey, flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``aiotd emulator [options]``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"aiotd emulator: {exc}", file=sys.stderr)
+        return 1
+    return 0
