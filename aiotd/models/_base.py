@@ -9,7 +9,17 @@ on access through ``parsed_time`` attributes named ``<field>_dt``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, get_type_hints, overload
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+)
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -36,9 +46,12 @@ _ID_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _is_id(hint: Any) -> bool:
+    """``Id`` itself or an optional ``Id`` (not a container of ids)."""
     if get_origin(hint) is Annotated:
         return any(meta is _ID for meta in hint.__metadata__)
-    return any(_is_id(arg) for arg in get_args(hint))
+    if get_origin(hint) in (Union, UnionType):
+        return any(_is_id(arg) for arg in get_args(hint))
+    return False
 
 
 def _id_fields(cls: type) -> tuple[str, ...]:
