@@ -25,7 +25,7 @@ from aiotd.testing._faults import Counters, Fault, Faults
 from aiotd.testing._jobs import JobStore
 from aiotd.testing._store import Store
 
-__all__ = ["PUBLIC_PATHS", "Emulator"]
+__all__ = ["EMULATOR_KEY", "PUBLIC_PATHS", "Emulator"]
 
 #: Paths answered without an API key (v3-api §7.18; the workflow API's version).
 PUBLIC_PATHS = frozenset(("/v3/system/server_status", "/api/version"))
@@ -46,6 +46,10 @@ class _Router(UrlDispatcher):
         if "//" in path:
             request = request.clone(rel_url=request.rel_url.with_path(_SLASHES.sub("/", path)))
         return await super().resolve(request)
+
+
+#: ``app[EMULATOR_KEY]`` is the Emulator serving that application (for route add-ons).
+EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("aiotd_emulator")
 
 
 def _abort(request: web.Request, *, reset: bool) -> None:
@@ -152,7 +156,7 @@ class Emulator:
         self._core = Core(store, jobs, self.apikey, self._dir)
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 31)
         app._router = _Router()  # see _Router: the public ``router=`` argument is deprecated
-        app["aiotd.emulator"] = self
+        app[EMULATOR_KEY] = self
         self._core.add_routes(app)
         self._add_control_routes(app)
         await self._start_workflow(app, jobs)
