@@ -39,7 +39,7 @@ class Api:
             method, self.emu.url + path, data=data, params=params, headers=hdrs
         ) as resp:
             raw = await resp.read()
-            if resp.content_type == "application/json":
+            if resp.content_type == "application/json" and "/job/result/" not in path:
                 return resp.status, await resp.json()
             return resp.status, raw
 

@@ -89,7 +89,9 @@ async def test_tables(api: Api) -> None:
     assert (await api.ok("GET", "/v3/table/show/db1/tb2"))["count"] == 10
     assert (await api.ok("GET", "/v3/table/show/db1/tb1"))["count"] == 0
 
-    await api.ok("POST", "/v3/table/update/db1/tb2", data={"expire_days": "7", "include_v": "false"})
+    await api.ok(
+        "POST", "/v3/table/update/db1/tb2", data={"expire_days": "7", "include_v": "false"}
+    )
     shown = await api.ok("GET", "/v3/table/show/db1/tb2")
     assert (shown["expire_days"], shown["include_v"]) == (7, False)
 
