@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 
@@ -101,7 +102,7 @@ async def test_tables(api: Api) -> None:
     assert json.loads(shown["schema"])[1] == ["extra", "string", "alias"]
 
     tail = await api.ok("GET", "/v3/table/tail/db1/tb2", params={"count": "3", "format": "msgpack"})
-    rows = list(msgpack.Unpacker(__import__("io").BytesIO(tail), raw=False))
+    rows = list(msgpack.Unpacker(io.BytesIO(tail), raw=False))
     assert len(rows) == 3
     assert all(isinstance(r, dict) and "time" in r for r in rows)
 
