@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,10 @@ from aiotd.testing._jobs import QUERY_TYPES, STATUSES, SUCCESS, JobStore
 from aiotd.testing._results import FORMATS, serve
 from aiotd.testing._store import Store
 
-__all__ = ["TRUNCATE_KEY", "Core", "new_apikey"]
+__all__ = ["TRUNCATE", "Core", "new_apikey"]
 
-#: request key set by the fault middleware when the answer must be truncated.
-TRUNCATE_KEY = "aiotd.emulator.truncate"
+#: Set by the fault middleware while a handler runs whose streamed answer must be truncated.
+TRUNCATE: ContextVar[bool] = ContextVar("aiotd_emulator_truncate", default=False)
 
 _PRIORITIES = {
     "VERY LOW": -2,
@@ -568,7 +569,7 @@ class Core:
             data = result.variant(fmt, header, columns)
         tag = "h" if header and fmt not in ("msgpack", "msgpack.gz") else "n"
         etag = f'"{job.id}-{fmt}-{tag}-{result.size}"'
-        return await serve(request, data, fmt, etag, bool(request.get(TRUNCATE_KEY)))
+        return await serve(request, data, fmt, etag, TRUNCATE.get())
 
     async def job_result_export(self, request: web.Request) -> web.Response:
         params = await form_params(request)

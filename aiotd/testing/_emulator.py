@@ -20,7 +20,7 @@ from aiohttp.web_urldispatcher import UrlDispatcher, UrlMappingMatchInfo
 
 from aiotd._version import __version__
 from aiotd.testing._common import APIError, json_response, td_error
-from aiotd.testing._core import TRUNCATE_KEY, Core, new_apikey
+from aiotd.testing._core import TRUNCATE, Core, new_apikey
 from aiotd.testing._faults import Counters, Fault, Faults
 from aiotd.testing._jobs import JobStore
 from aiotd.testing._store import Store
@@ -279,7 +279,7 @@ class Emulator:
         canonical = resource.canonical if resource is not None else "<unmatched>"
         key = f"{request.method} {canonical}"
         self.counters.hit(key)
-        fault = self.faults.pick(request.method, key, path) if self.faults.active else None
+        fault = self.faults.pick(request.method, canonical, path) if self.faults.active else None
         if fault is not None:
             self.counters.fault(fault.kind)
             early = await self._fault_before(request, fault)
@@ -289,12 +289,14 @@ class Emulator:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("TD1 ") or auth[4:].strip() not in self.core.keys:
                 return td_error(401, "Authentication failed. Set a valid API key (TD1 <key>).")
-        if fault is not None and fault.kind == "truncate":
-            request[TRUNCATE_KEY] = True
-        response = await self._call(request, handler)
-        if fault is not None:
-            return await self._fault_after(request, fault, response)
-        return response
+        if fault is None:
+            return await self._call(request, handler)
+        token = TRUNCATE.set(fault.kind == "truncate")
+        try:
+            response = await self._call(request, handler)
+        finally:
+            TRUNCATE.reset(token)
+        return await self._fault_after(request, fault, response)
 
     @staticmethod
     async def _call(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -381,11 +383,13 @@ class Emulator:
         for item in items:
             if not isinstance(item, dict) or "kind" not in item:
                 raise APIError(400, "Each fault is an object with at least a 'kind'")
+            item = dict(item)
+            seed = item.pop("seed", None)
             unknown = set(item) - allowed
             if unknown:
                 raise APIError(400, f"Unknown fault fields: {sorted(unknown)}")
-            if "seed" in item:
-                self.faults.seed(item["seed"])
+            if seed is not None:
+                self.faults.seed(int(seed))
             try:
                 added.append(self.faults.add(**item).to_json())
             except (TypeError, ValueError) as exc:
