@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -51,7 +52,12 @@ def td_time(ts: float | None) -> str | None:
     """Format epoch seconds as TD's ``"2016-07-26 08:14:46 UTC"`` (None stays None)."""
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    return _td_second(int(ts))
+
+
+@functools.lru_cache(maxsize=8192)
+def _td_second(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(second))
 
 
 def iso_z(ts: float | None) -> str | None:

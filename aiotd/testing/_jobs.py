@@ -209,6 +209,24 @@ class _Bucket:
             self.ids = [i for i in self.ids if i not in dead]
             self.dead = set()
 
+    def page(self, lo: int | None, hi: int | None, skip: int, limit: int) -> list[int]:
+        """Live ids in ``[lo, hi]``, newest first, ``skip`` then ``limit`` of them.
+
+        Without tombstones (always so for finished statuses and for "all") this is a slice.
+        """
+        if limit <= 0:
+            return []
+        if self.dead:
+            return list(itertools.islice(self.newest_first(lo, hi), skip, skip + limit))
+        ids = self.ids
+        start = bisect_right(ids, hi) if hi is not None else len(ids)
+        stop = bisect_left(ids, lo) if lo is not None else 0
+        end = start - skip
+        begin = max(end - limit, stop)
+        if end <= begin:
+            return []
+        return ids[begin:end][::-1]
+
     def newest_first(self, lo: int | None, hi: int | None) -> Iterator[int]:
         """Live ids in ``[lo, hi]``, newest first."""
         ids, dead = self.ids, self.dead
@@ -483,13 +501,7 @@ class JobStore:
         jobs = self.jobs
         if slower_than is None:
             total = bucket.count(from_id, to_id)
-            out: list[Job] = []
-            if limit > 0:
-                for job_id in itertools.islice(
-                    bucket.newest_first(from_id, to_id), skip, skip + limit
-                ):
-                    out.append(jobs[job_id])
-            return total, out
+            return total, [jobs[i] for i in bucket.page(from_id, to_id, skip, limit)]
         matching = [
             jobs[i]
             for i in bucket.newest_first(from_id, to_id)

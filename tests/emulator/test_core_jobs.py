@@ -287,3 +287,27 @@ async def test_many_jobs_list_and_counts(emu: Emulator, loaded: Api, count: int)
     assert page["count"] == count // 2
     assert len(page["jobs"]) == 10
     assert emu.jobs.count() == count + 0
+
+
+def test_bucket_pages_match_a_plain_filter() -> None:
+    import random
+
+    from aiotd.testing._jobs import _Bucket
+
+    rng = random.Random(7)
+    bucket = _Bucket()
+    alive: set[int] = set()
+    for job_id in rng.sample(range(1, 5000), 3000):
+        bucket.add(job_id)
+        alive.add(job_id)
+    for step in range(2):
+        expected = sorted(alive, reverse=True)
+        for lo, hi, skip, limit in [(None, None, 0, 20), (100, 4000, 37, 50), (None, 2500, 900, 9)]:
+            want = [i for i in expected if (lo is None or i >= lo) and (hi is None or i <= hi)]
+            assert bucket.page(lo, hi, skip, limit) == want[skip : skip + limit]
+            assert bucket.count(lo, hi) == len(want)
+        if step == 0:
+            for job_id in rng.sample(sorted(alive), 40):
+                bucket.remove(job_id)
+                alive.discard(job_id)
+            assert bucket.dead
