@@ -178,7 +178,8 @@ class Emulator:
         try:
             module = importlib.import_module("aiotd.testing._workflow")
         except ModuleNotFoundError as exc:
-            if exc.name != "aiotd.testing._workflow":
+            # Absent module, or its optional dependency (pyyaml, the "testing" extra) missing.
+            if exc.name not in ("aiotd.testing._workflow", "yaml"):
                 raise
             return
         self.workflow = module.WorkflowService(jobs=jobs, **self._workflow_options)
