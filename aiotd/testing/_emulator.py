@@ -305,6 +305,12 @@ class Emulator:
             response: web.StreamResponse = await handler(request)
         except APIError as exc:
             return exc.response()
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return td_error(
+                exc.status, f"{exc.status} {exc.reason}: {request.method} {request.path}"
+            )
         return response
 
     async def _fault_before(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:

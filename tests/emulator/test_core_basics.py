@@ -157,3 +157,12 @@ async def test_form_bodies_multipart_and_urlencoded(api: Api) -> None:
 async def test_account_show(api: Api) -> None:
     account = (await api.ok("GET", "/v3/account/show"))["account"]
     assert set(account) >= {"id", "plan", "storage_size", "created_at", "presto_plan"}
+
+
+async def test_unknown_route_is_a_td_error_body(api: Api) -> None:
+    status, body = await api.get("/v3/no/such/thing")
+    assert status == 404
+    assert body["severity"] == "error"
+    status, body = await api.call("DELETE", "/v3/database/list")
+    assert status == 405
+    assert body["severity"] == "error"
