@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
-from aiotd._http import HTTP, Response, Stats
+from aiotd._http import HTTP, Response, Stats, StreamResponse
 from aiotd._polling import Engine, PollSettings
 from aiotd.core.jobs import Jobs
 from aiotd.models.core import Account, AccountResponse, ServerStatus
@@ -133,6 +134,10 @@ class Client:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
         self._check_open()
         return await self._http.request(method, self.endpoint + path, **kwargs)
+
+    def _stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
+        self._check_open()
+        return self._http.stream("GET", self.endpoint + path, **kwargs)
 
     async def _call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
         self._check_open()

@@ -518,7 +518,11 @@ async def wait_all(
     engine.add(unique, waiter)
     try:
         with anyio.fail_after(timeout):
-            await asyncio.gather(*futures)
+            # asyncio.wait, unlike gather, leaves the futures alone when the deadline cancels
+            await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+        for fut in futures:
+            if fut.done() and fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]
     except TimeoutError:
         pending = [k for k, f in zip(unique, futures, strict=True) if not f.done()]
         last = {k: waiter.last.get(k) for k in pending}

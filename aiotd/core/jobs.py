@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import os
+import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import aclosing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiotd._http import segment
@@ -13,8 +18,17 @@ from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
 from aiotd._polling import watch as _watch
-from aiotd.errors import Conflict, JobFailed
-from aiotd.models.core import IssuedJob, Job, JobList, JobStatus, KilledJob, parse_priority
+from aiotd.core.results_io import RESULT_FORMATS, RowDecoder
+from aiotd.errors import Conflict, DecodeError, JobFailed, TDError, TransportError
+from aiotd.models.core import (
+    Column,
+    IssuedJob,
+    Job,
+    JobList,
+    JobStatus,
+    KilledJob,
+    parse_priority,
+)
 
 if TYPE_CHECKING:
     from aiotd._client import Client
@@ -86,6 +100,16 @@ class _JobKind:
             return Listing(records, pages, lambda _id: True)
         # cut short: the cost is what a full listing would take; absence proves nothing
         return Listing(records, max(pages, estimated), lambda _id: False)
+
+
+def _file_target(path: str | os.PathLike[str]) -> Path:
+    """A file path whose directory exists (aiotd creates no directories of its own)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory; give a file path")
+    if not target.parent.is_dir():
+        raise ValueError(f"directory {target.parent} does not exist")
+    return target
 
 
 class Jobs:
@@ -265,10 +289,124 @@ class Jobs:
         self, job_ids: Iterable[str | int], *, timeout: float | None = None
     ) -> AsyncIterator[Job]:
         """Each job's full record as soon as it finishes, in finishing order."""
-        async for job in _as_completed(self.engine, job_ids, timeout=timeout):
-            yield job
+        async with aclosing(_as_completed(self.engine, job_ids, timeout=timeout)) as jobs:
+            async for job in jobs:
+                yield job
 
     async def watch(self, job_ids: Iterable[str | int]) -> AsyncIterator[JobEvent]:
         """Every status change of the jobs, in order, until all are finished."""
-        async for change in _watch(self.engine, job_ids):
-            yield JobEvent(change.item_id, change.old_status, change.new_status, change.record)
+        async with aclosing(_watch(self.engine, job_ids)) as changes:
+            async for change in changes:
+                yield JobEvent(change.item_id, change.old_status, change.new_status, change.record)
+
+    # -- results
+
+    async def _result_chunks(
+        self,
+        job_id: str | int,
+        fmt: str,
+        *,
+        header: bool | None = None,
+        chunk_size: int = 1 << 16,
+    ) -> AsyncIterator[bytes]:
+        """The raw result bytes; a dropped connection resumes with ``Range`` + ``If-Range``.
+
+        Resuming needs the server's ETag and a 206 answer (v3-api.md §3, §7.14); a 200 to a
+        ranged request means the result changed or the range was ignored: an error, never
+        duplicated bytes.
+        """
+        path = f"/v3/job/result/{segment(job_id)}"
+        params = {"format": fmt, "header": header}
+        policy = self._client._http.retry
+        offset = 0
+        etag: str | None = None
+        failures = 0
+        while True:
+            headers = {"Accept-Encoding": "identity"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+                if etag:
+                    headers["If-Range"] = etag
+            try:
+                async with self._client._stream(path, params=params, headers=headers) as resp:
+                    if offset and resp.status != 206:
+                        raise TDError(
+                            f"job {job_id} result: the server answered {resp.status} to a "
+                            "resumed download (the result changed or ranges are unsupported)"
+                        )
+                    etag = resp.headers.get("ETag", etag)
+                    async for chunk in resp.iter_chunks(chunk_size):
+                        offset += len(chunk)
+                        failures = 0
+                        yield chunk
+                return
+            except TransportError:
+                failures += 1
+                if failures >= policy.max_attempts or (offset and not etag):
+                    raise
+                delay = random.uniform(0, min(policy.max_delay, policy.initial_delay * 2**failures))
+                await asyncio.sleep(delay)
+
+    async def rows(
+        self, job_id: str | int, *, chunk_size: int = 1 << 16
+    ) -> AsyncIterator[builtins.list[Any]]:
+        """Rows of a job's result, decoded from ``msgpack.gz`` as they arrive.
+
+        Memory stays bounded by the chunk size whatever the size of the result.
+        """
+        decoder = RowDecoder(gzip=True)
+        async for chunk in self._result_chunks(job_id, "msgpack.gz", chunk_size=chunk_size):
+            for row in decoder.feed(chunk):
+                yield row
+        decoder.close()
+
+    async def columns(self, job: Job | str | int) -> builtins.list[Column]:
+        """Result column names and types, from the job's ``hive_result_schema``."""
+        record = job if isinstance(job, Job) else await self.get(job)
+        return record.result_columns
+
+    async def download(
+        self,
+        job_id: str | int,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "msgpack.gz",
+        header: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> Path:
+        """Stream a finished job's result to ``path``, resuming if the connection drops.
+
+        The file appears under its final name only when complete (written to a temporary
+        name in the same directory, then renamed). For ``msgpack.gz`` the byte count is
+        checked against the job's ``result_size``. ``progress(done, total)`` is called per
+        chunk (``total`` is None when TD does not say).
+        """
+        if format not in RESULT_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
+        target = _file_target(path)
+        job = await self.get(job_id)
+        if not job.finished:
+            raise TDError(f"job {job.job_id} has not finished (status {job.status})")
+        job.raise_for_status()
+        expected = job.result_size if format == "msgpack.gz" else None
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        done = 0
+        try:
+            with partial.open("wb") as out:
+                params_header = header if format in ("csv", "tsv", "json") else None
+                async for chunk in self._result_chunks(
+                    job_id, format, header=params_header, chunk_size=chunk_size
+                ):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, expected)
+            if expected is not None and done != expected:
+                raise DecodeError(
+                    f"job {job.job_id} result has {done} bytes but TD says {expected}"
+                )
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target

@@ -1,0 +1,85 @@
+"""Incremental decoding of job results: bytes in as they arrive, rows out, memory bounded.
+
+``msgpack.gz`` is a gzip file (possibly several members) holding a stream of msgpack
+arrays, one per row (v3-api.md §3). Decompression is capped per step so that a small chunk
+of a highly compressed body (a gzip bomb) never expands into unbounded memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+
+from aiotd.errors import DecodeError
+
+__all__ = ["RESULT_FORMATS", "RowDecoder"]
+
+#: Formats ``job/result`` serves (v3-api.md §3).
+RESULT_FORMATS = ("msgpack.gz", "msgpack", "json", "csv", "tsv")
+
+_GZIP = 16 + zlib.MAX_WBITS
+
+
+class RowDecoder:
+    """Feed compressed (``gzip=True``) or plain msgpack bytes; iterate the rows decoded.
+
+    At most ``step`` decompressed bytes are produced per step and consumed before the next,
+    and a single row larger than ``max_row_bytes`` is an error: memory stays bounded
+    whatever the size of the result.
+    """
+
+    def __init__(
+        self, *, gzip: bool = True, step: int = 1 << 18, max_row_bytes: int = 64 << 20
+    ) -> None:
+        self._step = step
+        self._inflate = zlib.decompressobj(_GZIP) if gzip else None
+        self._member_open = False
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
+        self._fed = 0
+        self.rows = 0
+
+    def _push(self, data: bytes) -> Iterator[list[Any]]:
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise DecodeError("a result row exceeds the row size limit") from None
+        self._fed += len(data)
+        try:
+            for row in self._unpacker:
+                self.rows += 1
+                yield row
+        except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+            raise DecodeError(f"result is not a msgpack row stream: {exc}") from None
+
+    def feed(self, chunk: bytes) -> Iterator[list[Any]]:
+        """Rows completed by ``chunk`` (a generator: iterate it before the next feed)."""
+        if self._inflate is None:
+            if chunk:
+                yield from self._push(chunk)
+            return
+        data = chunk
+        while data:
+            self._member_open = True
+            try:
+                out = self._inflate.decompress(data, self._step)
+            except zlib.error as exc:
+                raise DecodeError(f"result is not valid gzip: {exc}") from None
+            if out:
+                yield from self._push(out)
+            if self._inflate.eof:
+                # another gzip member may follow: concatenated members are one stream
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(_GZIP)
+                self._member_open = False
+            else:
+                data = self._inflate.unconsumed_tail
+
+    def close(self) -> None:
+        """Check that the stream ended cleanly: no cut gzip member, no half row."""
+        if self._member_open:
+            raise DecodeError("result ended in the middle of a gzip member (truncated)")
+        if self._unpacker.tell() != self._fed:
+            raise DecodeError("result ended in the middle of a row (truncated)")
