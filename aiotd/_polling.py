@@ -25,7 +25,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -551,7 +551,7 @@ async def wait_all(
 
 async def as_completed(
     engine: Engine[Any], ids: Iterable[str | int], *, timeout: float | None
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Final records in the order the items finish."""
     _check_timeout(timeout)
     unique = list(dict.fromkeys(_ids(ids)))
@@ -570,7 +570,7 @@ async def as_completed(
         engine.remove(unique, listener)
 
 
-async def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncIterator[Change[Any]]:
+async def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncGenerator[Change[Any], None]:
     """Every status change of ``ids`` in order, until all are finished."""
     unique = list(dict.fromkeys(_ids(ids)))
     listener = _Queue(finals_only=False)
