@@ -147,6 +147,14 @@ class Client:
         self._check_open()
         return await self._http.request_json(method, self.workflow_endpoint + path, type_, **kwargs)
 
+    async def _wf_request(self, method: str, path: str, **kwargs: Any) -> Response:
+        self._check_open()
+        return await self._http.request(method, self.workflow_endpoint + path, **kwargs)
+
+    def _wf_stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
+        self._check_open()
+        return self._http.stream("GET", self.workflow_endpoint + path, **kwargs)
+
     # -- the first endpoints
 
     async def server_status(self) -> str:

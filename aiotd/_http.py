@@ -458,9 +458,9 @@ class HTTP:
     # -- requests
 
     def _build(
-        self, headers: Mapping[str, str] | None, url: str, data: Body, json: Any
+        self, headers: Mapping[str, str] | None, url: str, data: Body, json: Any, auth: bool
     ) -> tuple[dict[str, str], Any, int]:
-        merged = {"Authorization": self._auth}
+        merged = {"Authorization": self._auth} if auth else {}
         if headers:
             merged.update(headers)
         payload = data() if callable(data) else data
@@ -484,6 +484,7 @@ class HTTP:
         headers: Mapping[str, str] | None,
         retry_writes: bool,
         stream: bool,
+        auth: bool = True,
     ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
         session = self.session
         assert self._budget is not None
@@ -492,7 +493,7 @@ class HTTP:
         query = _query(params)
         target = url
         redirects = 0
-        req_headers, payload, size = self._build(headers, url, data, json)
+        req_headers, payload, size = self._build(headers, url, data, json, auth)
         async with self._budget:
             while True:
                 group.requests += 1
@@ -610,8 +611,12 @@ class HTTP:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        auth: bool = True,
     ) -> AsyncIterator[StreamResponse]:
-        """A streamed answer: headers through the retry loop, the body read by the caller."""
+        """A streamed answer: headers through the retry loop, the body read by the caller.
+
+        ``auth=False`` sends no API key, for pre-signed URLs whose credentials are in the URL.
+        """
         try:
             result = await self._send(
                 method,
@@ -622,6 +627,7 @@ class HTTP:
                 headers=headers,
                 retry_writes=False,
                 stream=True,
+                auth=auth,
             )
         except _Retryable as exc:
             raise exc.error from None
