@@ -225,6 +225,9 @@ class Attempt(_AttemptFlags, frozen=True, kw_only=True):
     session_id: Id = ""
     session_uuid: str = ""
     session_time: Timestamp = None
+    # Not on the wire: set by ``attempts.start`` when TD answered 409 with this attempt, the
+    # one already started for that session (reference §2.4).
+    existing: bool = False
 
     session_time_dt = parsed_time("session_time")
 
