@@ -268,6 +268,8 @@ class Engine(Generic[R]):
                     listener.changed(change)
                 self._drop(entry)
                 return
+            if now < entry.due:
+                return  # seen by a listing before its own poll was due: keep its pace
             grown = min(entry.interval * self.settings.growth, self.settings.max_interval)
             self._set_interval(entry, grown)
         self._schedule(entry, now + entry.interval)
