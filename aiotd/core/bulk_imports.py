@@ -1,0 +1,202 @@
+"""``td.bulk_imports``: bulk import sessions (create, upload parts, freeze, perform, commit)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import msgpack
+
+from aiotd._http import segment
+from aiotd.core.imports import _gzip
+from aiotd.core.results_io import RowDecoder
+from aiotd.errors import Conflict, TDError, WaitTimeout
+from aiotd.models.core import BulkImport, BulkImportList, BulkImportParts, BulkImportRef
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["BulkImports"]
+
+_OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _part_name(part: str) -> str:
+    """A part name TD accepts: not empty, no ``/``, at most one ``.`` (as td-client-python)."""
+    if not isinstance(part, str) or not part:
+        raise ValueError("part name must be a non-empty str")
+    if "/" in part or part.count(".") > 1:
+        raise ValueError(f"part name must have no '/' and at most one '.': {part!r}")
+    return segment(part)
+
+
+def _pack(records: Iterable[Mapping[str, Any]]) -> bytes:
+    packer = msgpack.Packer(autoreset=True)
+    out = bytearray()
+    for index, record in enumerate(records):
+        try:
+            out += packer.pack(record)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(f"record {index} cannot be packed as msgpack: {exc}") from None
+    return _gzip(bytes(out))
+
+
+class BulkImports:
+    """Bulk import sessions: ``/v3/bulk_import/...`` (v3-api.md §1.12).
+
+    The flow: ``create`` -> ``upload_part`` (any number, any order) -> ``freeze`` ->
+    ``perform`` (a job that validates the parts) -> ``commit`` (records become visible).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def create(
+        self, name: str, database: str, table: str, *, exist_ok: bool = False, **extra: Any
+    ) -> BulkImportRef:
+        """Open a session writing into ``database.table``; Conflict if the name is taken.
+
+        Retried only with ``exist_ok`` (a retried create that was applied answers 409).
+        """
+        path = f"/v3/bulk_import/create/{segment(name)}/{segment(database)}/{segment(table)}"
+        try:
+            return await self._client._call(
+                "POST", path, BulkImportRef, data=extra, idempotent=exist_ok
+            )
+        except Conflict:
+            if not exist_ok:
+                raise
+            return BulkImportRef(name=name, bulk_import=name)
+
+    async def list(self) -> builtins.list[BulkImport]:
+        """Every session of the account."""
+        return (
+            await self._client._call("GET", "/v3/bulk_import/list", BulkImportList)
+        ).bulk_imports
+
+    async def get(self, name: str) -> BulkImport:
+        """``bulk_import/show``: the session's status, counts and job."""
+        return await self._client._call("GET", f"/v3/bulk_import/show/{segment(name)}", BulkImport)
+
+    async def list_parts(self, name: str) -> BulkImportParts:
+        """The names of the parts uploaded so far."""
+        path = f"/v3/bulk_import/list_parts/{segment(name)}"
+        return await self._client._call("GET", path, BulkImportParts)
+
+    async def upload_part(
+        self,
+        name: str,
+        part: str,
+        records: bytes | Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+    ) -> BulkImportRef:
+        """Upload one part: records (packed to msgpack.gz here) or msgpack.gz bytes as they are.
+
+        A part uploaded again under the same name replaces it, so the PUT is retried.
+        Records without a valid ``time`` are not refused here: TD counts them as error
+        records of the session (see ``error_records``).
+        """
+        path = f"/v3/bulk_import/upload_part/{segment(name)}/{_part_name(part)}"
+        if isinstance(records, (bytes, bytearray, memoryview)):
+            body = bytes(records)
+        else:
+            # one part is held whole anyway: it is the body of one request
+            if isinstance(records, AsyncIterable):
+                batch = [record async for record in records]
+            else:
+                batch = builtins.list(records)
+            body = await anyio.to_thread.run_sync(_pack, batch)
+        return await self._client._call(
+            "PUT", path, BulkImportRef, data=body, headers=_OCTETS, idempotent=True
+        )
+
+    async def delete_part(self, name: str, part: str) -> BulkImportRef:
+        """Remove an uploaded part; sent once."""
+        path = f"/v3/bulk_import/delete_part/{segment(name)}/{_part_name(part)}"
+        return await self._client._call("POST", path, BulkImportRef)
+
+    async def freeze(self, name: str) -> BulkImportRef:
+        """Refuse further parts (needed before ``perform``); repeating it is harmless."""
+        path = f"/v3/bulk_import/freeze/{segment(name)}"
+        return await self._client._call("POST", path, BulkImportRef, idempotent=True)
+
+    async def unfreeze(self, name: str) -> BulkImportRef:
+        """Accept parts again; repeating it is harmless."""
+        path = f"/v3/bulk_import/unfreeze/{segment(name)}"
+        return await self._client._call("POST", path, BulkImportRef, idempotent=True)
+
+    async def perform(
+        self,
+        name: str,
+        *,
+        priority: int | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> BulkImportRef:
+        """Start the job that converts the parts; TD's answer carries its ``job_id``.
+
+        Sent once (each perform starts a job). With ``wait``, returns once the job has
+        finished, raising ``JobFailed`` if it failed (``timeout`` bounds the wait).
+        """
+        path = f"/v3/bulk_import/perform/{segment(name)}"
+        form = {"priority": priority, **extra}
+        ref = await self._client._call("POST", path, BulkImportRef, data=form)
+        if wait:
+            if not ref.job_id:
+                raise TDError(f"bulk import {name}: perform answered no job_id")
+            job = await self._client.jobs.wait(ref.job_id, timeout=timeout)
+            job.raise_for_status()
+        return ref
+
+    async def commit(
+        self,
+        name: str,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        interval: float = 1.0,
+    ) -> BulkImportRef:
+        """Make the performed records visible in the table; sent once.
+
+        TD commits in the background: with ``wait``, ``show`` is polled until the session
+        is ``committed`` (WaitTimeout with the last session seen after ``timeout``).
+        """
+        path = f"/v3/bulk_import/commit/{segment(name)}"
+        ref = await self._client._call("POST", path, BulkImportRef)
+        if wait:
+            await self._wait_committed(name, timeout=timeout, interval=interval)
+        return ref
+
+    async def _wait_committed(
+        self, name: str, *, timeout: float | None, interval: float
+    ) -> BulkImport:
+        last: BulkImport | None = None
+        with anyio.move_on_after(timeout):
+            delay = min(interval, 0.2)
+            while True:
+                last = await self.get(name)
+                if last.status == "committed":
+                    return last
+                await anyio.sleep(delay)
+                delay = min(interval, delay * 2)
+        raise WaitTimeout(f"bulk import {name} not committed after {timeout}s", last)
+
+    async def delete(self, name: str) -> BulkImportRef:
+        """Delete the session and its parts; sent once."""
+        path = f"/v3/bulk_import/delete/{segment(name)}"
+        return await self._client._call("POST", path, BulkImportRef)
+
+    async def error_records(
+        self, name: str, *, chunk_size: int = 1 << 16
+    ) -> AsyncGenerator[Any, None]:
+        """The records ``perform`` rejected, streamed from TD's gzip'd msgpack (may be none)."""
+        path = f"/v3/bulk_import/error_records/{segment(name)}"
+        decoder = RowDecoder(gzip=True)
+        async with self._client._stream(path) as resp:
+            async for chunk in resp.iter_chunks(chunk_size):
+                for record in decoder.feed(chunk):
+                    yield record
+        decoder.close()

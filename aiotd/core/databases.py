@@ -1,0 +1,61 @@
+"""``td.databases``: list, show, create and delete databases."""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any
+
+from aiotd._http import segment
+from aiotd.errors import Conflict, NotFound
+from aiotd.models.core import Database, DatabaseList, DatabaseRef
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["Databases"]
+
+
+class Databases:
+    """Databases of the core API: ``/v3/database/...`` (v3-api.md §1.3)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def list(self) -> builtins.list[Database]:
+        """Every database the key can see (TD answers them in one response)."""
+        return (await self._client._call("GET", "/v3/database/list", DatabaseList)).databases
+
+    async def get(self, database: str) -> Database:
+        """``database/show``: one database; NotFound if it does not exist."""
+        return await self._client._call("GET", f"/v3/database/show/{segment(database)}", Database)
+
+    async def create(self, database: str, *, exist_ok: bool = False, **extra: Any) -> DatabaseRef:
+        """Create a database; Conflict if it exists, unless ``exist_ok``.
+
+        A create is retried only with ``exist_ok``: after a lost answer the retry sees 409,
+        which ``exist_ok`` reads as success; without it that 409 would be a false error,
+        so the request is sent once.
+        """
+        path = f"/v3/database/create/{segment(database)}"
+        try:
+            return await self._client._call(
+                "POST", path, DatabaseRef, data=extra, idempotent=exist_ok
+            )
+        except Conflict:
+            if not exist_ok:
+                raise
+            return DatabaseRef(database=database)
+
+    async def delete(self, database: str, *, missing_ok: bool = False) -> DatabaseRef:
+        """Delete a database and its tables; NotFound if it is missing, unless ``missing_ok``.
+
+        Retried only with ``missing_ok``, for the reason ``create`` gives: a repeated delete
+        answers 404.
+        """
+        path = f"/v3/database/delete/{segment(database)}"
+        try:
+            return await self._client._call("POST", path, DatabaseRef, idempotent=missing_ok)
+        except NotFound:
+            if not missing_ok:
+                raise
+            return DatabaseRef(database=database)
