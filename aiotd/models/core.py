@@ -506,9 +506,14 @@ class ScheduleRunJob(Model, frozen=True, kw_only=True):
 
 
 class ScheduleRun(Model, frozen=True, kw_only=True):
-    """``POST /v3/schedule/run/{name}/{time}``."""
+    """``POST /v3/schedule/run/{name}/{time}``.
+
+    ``existing`` is set by the client when TD answered 409 for a reused ``domain_key``:
+    ``jobs`` then holds the one job TD named.
+    """
 
     jobs: list[ScheduleRunJob] = msgspec.field(default_factory=list)
+    existing: bool = False
 
 
 # -- results -------------------------------------------------------------------------------
