@@ -13,7 +13,16 @@ from urllib.parse import urlsplit
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
 from aiotd._http import HTTP, Response, Stats, StreamResponse
 from aiotd._polling import Engine, PollSettings
+from aiotd.core.bulk_imports import BulkImports
+from aiotd.core.connectors import Connectors
+from aiotd.core.databases import Databases
+from aiotd.core.exports import Exports
+from aiotd.core.imports import Imports
 from aiotd.core.jobs import Jobs
+from aiotd.core.results import Results
+from aiotd.core.schedules import Schedules
+from aiotd.core.tables import Tables
+from aiotd.core.users import Users
 from aiotd.models.core import Account, AccountResponse, ServerStatus
 
 if TYPE_CHECKING:
@@ -77,6 +86,15 @@ class Client:
         self._poll_settings = poll or PollSettings()
         self._engines: list[Engine[Any]] = []
         self.jobs = Jobs(self)
+        self.databases = Databases(self)
+        self.tables = Tables(self)
+        self.schedules = Schedules(self)
+        self.results = Results(self)
+        self.users = Users(self)
+        self.imports = Imports(self)
+        self.bulk_imports = BulkImports(self)
+        self.exports = Exports(self)
+        self.connectors = Connectors(self)
         if not verify_ssl:
             logger.warning("TLS certificate verification is turned off for this client")
         for url in (self.endpoint, self.workflow_endpoint):

@@ -1,0 +1,60 @@
+"""Argument helpers shared by the v3 resources."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiotd.errors import Conflict
+from aiotd.models.core import IssuedJob
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["epoch_seconds", "issue_once", "new_domain_key", "required"]
+
+
+def epoch_seconds(value: int | datetime, name: str) -> int:
+    """Unix seconds from an int or an aware datetime (a naive one is ambiguous: refused)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} must be an aware datetime (with tzinfo) or unix seconds")
+        return int(value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be unix seconds (int) or a datetime, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0")
+    return value
+
+
+def required(value: str, name: str) -> str:
+    """``value`` if it is a non-blank str."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+def new_domain_key() -> str:
+    return f"aiotd-{uuid.uuid4()}"
+
+
+async def issue_once(
+    client: Client,
+    path: str,
+    *,
+    database: str = "",
+    data: dict[str, Any] | None = None,
+    json: Any = None,
+) -> IssuedJob:
+    """POST a job-creating request that carries a ``domain_key``, retried safely.
+
+    TD refuses a second job for the key with 409 ``details.conflicts_with``; that job is
+    returned with ``existing=True`` (v3-api.md §2 "domain_key").
+    """
+    try:
+        return await client._call("POST", path, IssuedJob, data=data, json=json, idempotent=True)
+    except Conflict as exc:
+        if exc.conflicts_with is None:
+            raise
+        return IssuedJob(job_id=exc.conflicts_with, database=database, existing=True)
