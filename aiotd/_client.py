@@ -24,6 +24,7 @@ from aiotd.core.schedules import Schedules
 from aiotd.core.tables import Tables
 from aiotd.core.users import Users
 from aiotd.models.core import Account, AccountResponse, ServerStatus
+from aiotd.workflow import Workflow
 
 if TYPE_CHECKING:
     import aiohttp
@@ -86,6 +87,7 @@ class Client:
         self._poll_settings = poll or PollSettings()
         self._engines: list[Engine[Any]] = []
         self.jobs = Jobs(self)
+        self.workflow = Workflow(self)
         self.databases = Databases(self)
         self.tables = Tables(self)
         self.schedules = Schedules(self)

@@ -1,0 +1,38 @@
+"""Small helpers shared by the workflow resources: request time formats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["instant", "session_time"]
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (TD reads a naive time ambiguously)")
+    return value
+
+
+def instant(value: datetime | str, what: str = "time") -> str:
+    """A UTC instant as digdag parses it, ``2024-01-01T00:00:00Z`` (reference §1, §2.1)."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{what} must not be empty")
+        return value
+    utc = _aware(value, what).astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_time(value: datetime | str | None) -> str:
+    """A session time with its offset (a local time without one is refused, reference §3).
+
+    ``None`` means now; a ``datetime`` keeps its own offset so the session falls on the day
+    the caller meant.
+    """
+    if value is None:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("session_time must not be empty")
+        return value
+    return _aware(value, "session_time").isoformat(timespec="seconds")

@@ -1,0 +1,396 @@
+"""``td.workflow.attempts``: start exactly once, retry, kill, list, wait for attempts at scale."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anyio
+import msgspec
+
+from aiotd._http import decode_json, segment
+from aiotd._paging import Pager
+from aiotd._polling import Engine, Listing
+from aiotd._polling import as_completed as _as_completed
+from aiotd._polling import wait_all as _wait_all
+from aiotd.errors import AttemptFailed, Conflict, DecodeError
+from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList
+from aiotd.workflow._common import session_time as _session_time
+from aiotd.workflow.sessions import attempt_pager
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["Attempts", "TaskEvent"]
+
+# Digdag's largest attempts page (api.max_attempts_page_size, reference §2.9).
+_LIST_PAGE = 100
+# `watch` confirms the attempt's `done` at least this often when the root task says nothing.
+_CHECK_EVERY = 10
+
+
+class TaskEvent(NamedTuple):
+    """A task of a watched attempt appeared (``old_state`` None) or changed state."""
+
+    task: Task
+    old_state: str | None
+    new_state: str
+
+
+class _AttemptKind:
+    """How the poll engine learns about attempts (reference §2.4)."""
+
+    name = "attempt"
+
+    def __init__(self, attempts: Attempts) -> None:
+        self._attempts = attempts
+
+    async def fetch(self, item_id: str) -> Attempt:
+        return await self._attempts.get(item_id)
+
+    async def fetch_final(self, item_id: str) -> Attempt:
+        return await self._attempts.get(item_id)
+
+    def status(self, record: Attempt) -> str:
+        return record.status
+
+    def finished(self, record: Attempt) -> bool:
+        return record.done
+
+    def needs_final(self, record: Attempt) -> bool:
+        return False  # GET /api/attempts/{id} and the listing both give the full record
+
+    async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[Attempt]:
+        """Every attempt, retries included, newest first, down to the oldest watched one.
+
+        Attempt ids grow, so the pages from the newest attempt down to the smallest watched
+        id hold every watched attempt that still exists, finished or not.
+        """
+        numeric = [int(i) for i in watched if i.isdigit()]
+        if not numeric:
+            return Listing({}, 1, lambda _id: False)
+        floor = min(numeric)
+        records: dict[str, Attempt] = {}
+        pages = 0
+        last_id: int | None = None
+        bottom: int | None = None
+        while pages < page_budget:
+            page = await self._attempts._page(last_id, include_retried=True)
+            pages += 1
+            for attempt in page:
+                records[attempt.id] = attempt
+            if len(page) < _LIST_PAGE:
+                bottom = 0  # the oldest attempt was reached
+                break
+            last_id = int(page[-1].id)
+            if last_id < floor:
+                bottom = last_id
+                break
+        if bottom is None:
+            # cut short: a full walk costs more than the budget; absence proves nothing
+            return Listing(records, page_budget + 1, lambda _id: False)
+        lowest = bottom
+
+        def covers(item_id: str) -> bool:
+            return item_id.isdigit() and int(item_id) >= lowest
+
+        return Listing(records, pages, covers)
+
+
+def _conflict_attempt(exc: Conflict) -> Attempt | None:
+    """The attempt a 409 of ``PUT /api/attempts`` carries as its body (reference §4)."""
+    try:
+        attempt = decode_json(exc.body.encode(), Attempt)
+    except DecodeError:
+        return None
+    return attempt if attempt.id else None
+
+
+class Attempts:
+    """Attempts of workflow sessions: ``/api/attempts`` (reference §2.4)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._engine: Engine[Attempt] | None = None
+
+    # -- starting
+
+    async def start(
+        self,
+        *,
+        project: str,
+        workflow: str,
+        session_time: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        retry_attempt_name: str | None = None,
+        resume: Mapping[str, Any] | None = None,
+        allow_queueing: bool | None = None,
+    ) -> Attempt:
+        """Start ``workflow`` of ``project`` (names) for ``session_time`` (default now).
+
+        The workflow id is looked up by name, since every push changes it. Safe to retry:
+        a session is one workflow and session time, so a second request (a retry after a lost
+        answer, or a second call) gets 409 with the attempt already started, which is
+        returned with ``existing=True`` (reference §2.4). A new ``retry_attempt_name`` starts
+        a new attempt of a finished session.
+        """
+        if not project or not workflow:
+            raise ValueError("project and workflow names must not be empty")
+        project_id = (await self._client.workflow.projects.get_by_name(project)).id
+        found = await self._client.workflow.projects.workflow(project_id, workflow)
+        return await self._put(
+            found.id,
+            _session_time(session_time),
+            params=params,
+            retry_attempt_name=retry_attempt_name,
+            resume=resume,
+            allow_queueing=allow_queueing,
+        )
+
+    async def _put(
+        self,
+        workflow_id: str,
+        session_time: str,
+        *,
+        params: Mapping[str, Any] | None,
+        retry_attempt_name: str | None,
+        resume: Mapping[str, Any] | None,
+        allow_queueing: bool | None,
+    ) -> Attempt:
+        body: dict[str, Any] = {
+            "workflowId": workflow_id,
+            "sessionTime": session_time,
+            # `params` is required: `{}` when there is nothing to pass (reference §3)
+            "params": dict(params or {}),
+        }
+        if retry_attempt_name is not None:
+            body["retryAttemptName"] = retry_attempt_name
+        if resume is not None:
+            body["resume"] = dict(resume)
+        if allow_queueing is not None:
+            body["allowQueueing"] = allow_queueing
+        try:
+            return await self._client._wf_call(
+                "PUT", "/api/attempts", Attempt, json=body, idempotent=True
+            )
+        except Conflict as exc:
+            existing = _conflict_attempt(exc)
+            if existing is None:
+                raise
+            return msgspec.structs.replace(existing, existing=True)
+
+    async def retry(
+        self,
+        attempt_id: str | int,
+        *,
+        failed_only: bool = True,
+        from_task: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Attempt:
+        """Run a finished attempt's session again, as ``digdag retry`` does.
+
+        With ``failed_only`` the tasks that succeeded are skipped (``resume`` mode
+        ``failed``); ``from_task`` (``+wf+step``) instead reruns from that task on.
+        ``params`` override the old ones. A fresh attempt name makes the request safe to
+        retry (reference §2.4 "Retry and resume recipe").
+        """
+        old = await self.get(attempt_id)
+        if old.session_time is None:
+            raise DecodeError(f"attempt {old.id} has no sessionTime to retry")
+        resume: dict[str, Any] | None = None
+        if from_task is not None:
+            resume = {"mode": "from", "attemptId": old.id, "from": from_task}
+        elif failed_only:
+            resume = {"mode": "failed", "attemptId": old.id}
+        workflow_id = old.workflow.id
+        if workflow_id is None:
+            projects = self._client.workflow.projects
+            workflow_id = (await projects.workflow(old.project.id, old.workflow.name)).id
+        return await self._put(
+            workflow_id,
+            str(old.session_time),
+            params={**old.params, **(params or {})},
+            retry_attempt_name=str(uuid.uuid4()),
+            resume=resume,
+            allow_queueing=None,
+        )
+
+    async def kill(self, attempt_id: str | int) -> Attempt:
+        """Ask the attempt to stop and return it re-read (the kill answer is stale).
+
+        Safe to repeat: an attempt already killed or finished (409) is simply returned.
+        """
+        path = f"/api/attempts/{segment(attempt_id)}/kill"
+        # `{}` with a JSON type: the endpoint consumes application/json (reference §2.4)
+        with contextlib.suppress(Conflict):
+            await self._client._wf_request("POST", path, json={}, idempotent=True)
+        return await self.get(attempt_id)
+
+    # -- reading
+
+    async def get(self, attempt_id: str | int) -> Attempt:
+        """One attempt; ``status``, ``done`` and ``success`` tell where it is."""
+        path = f"/api/attempts/{segment(attempt_id)}"
+        return await self._client._wf_call("GET", path, Attempt)
+
+    async def _page(self, last_id: int | None, *, include_retried: bool) -> builtins.list[Attempt]:
+        params = {
+            "include_retried": True if include_retried else None,
+            "last_id": last_id,
+            "page_size": _LIST_PAGE,
+        }
+        page = await self._client._wf_call("GET", "/api/attempts", AttemptList, params=params)
+        return page.attempts
+
+    def list(
+        self,
+        *,
+        project: str | None = None,
+        workflow: str | None = None,
+        include_retried: bool = False,
+        page_size: int = 100,
+        limit: int | None = None,
+    ) -> Pager[Attempt]:
+        """Attempts newest first; by default only the last attempt of each session.
+
+        ``workflow`` filters only together with ``project`` (names); an unknown project is
+        NotFound.
+        """
+        if workflow is not None and project is None:
+            raise ValueError("workflow filters only together with project")
+        params = {
+            "project": project,
+            "workflow": workflow,
+            "include_retried": True if include_retried else None,
+        }
+        return attempt_pager(self._client, "/api/attempts", params, page_size, limit)
+
+    async def tasks(self, attempt_id: str | int) -> builtins.list[Task]:
+        """Every task of the attempt, root first."""
+        path = f"/api/attempts/{segment(attempt_id)}/tasks"
+        return (await self._client._wf_call("GET", path, TaskList)).tasks
+
+    async def failed_tasks(self, attempt_id: str | int) -> builtins.list[Task]:
+        """The tasks in error that are not groups (their errors explain the failure)."""
+        tasks = await self.tasks(attempt_id)
+        failed = [task for task in tasks if task.failed and not task.is_group]
+        return failed or [task for task in tasks if task.failed]
+
+    async def retries(self, attempt_id: str | int) -> builtins.list[Attempt]:
+        """Every attempt of the same session, this one included, by index."""
+        path = f"/api/attempts/{segment(attempt_id)}/retries"
+        return (await self._client._wf_call("GET", path, AttemptList)).attempts
+
+    async def raise_for_status(self, attempt: Attempt) -> Attempt:
+        """``AttemptFailed`` naming the failed tasks if the attempt is done without success."""
+        if attempt.failed:
+            raise AttemptFailed(attempt, await self.failed_tasks(attempt.id))
+        return attempt
+
+    # -- waiting
+
+    @property
+    def engine(self) -> Engine[Attempt]:
+        """The poll engine every attempt waiter of this client shares."""
+        if self._engine is None:
+            settings = self._client._poll_settings
+            self._engine = self._client._register_engine(Engine(_AttemptKind(self), settings))
+        return self._engine
+
+    async def wait(
+        self,
+        attempt_id: str | int,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        kill_on_cancel: bool = False,
+    ) -> Attempt:
+        """Wait until the attempt is done and return it (failed ones included, unless
+        ``raise_on_failure`` raises ``AttemptFailed`` with the failed tasks)."""
+        (attempt,) = await self.wait_all(
+            [attempt_id],
+            timeout=timeout,
+            raise_on_failure=raise_on_failure,
+            kill_on_cancel=kill_on_cancel,
+        )
+        return attempt
+
+    async def wait_all(
+        self,
+        attempt_ids: Iterable[str | int],
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        kill_on_cancel: bool = False,
+    ) -> builtins.list[Attempt]:
+        """Wait for every attempt; results in the order of ``attempt_ids``.
+
+        ``raise_on_failure`` raises ``AttemptFailed`` for the first one that failed; with
+        ``kill_on_cancel`` the attempts still running are killed when this wait is cancelled.
+        """
+        on_cancel = self._kill_many if kill_on_cancel else None
+        attempts: builtins.list[Attempt] = await _wait_all(
+            self.engine, attempt_ids, timeout=timeout, on_cancel=on_cancel
+        )
+        if raise_on_failure:
+            for attempt in attempts:
+                await self.raise_for_status(attempt)
+        return attempts
+
+    async def _kill_many(self, attempt_ids: builtins.list[str]) -> None:
+        for attempt_id in attempt_ids:
+            try:
+                await self.kill(attempt_id)
+            except Exception:
+                continue
+
+    async def as_completed(
+        self, attempt_ids: Iterable[str | int], *, timeout: float | None = None
+    ) -> AsyncIterator[Attempt]:
+        """Each attempt as soon as it is done, in finishing order."""
+        async with aclosing(_as_completed(self.engine, attempt_ids, timeout=timeout)) as done:
+            async for attempt in done:
+                yield attempt
+
+    async def watch(self, attempt_id: str | int) -> AsyncIterator[TaskEvent]:
+        """Every task's first sighting and state change, in order, until the attempt is done.
+
+        Polls the attempt's tasks at intervals that grow while nothing changes and reset on a
+        change (the client's poll settings); the events of the final task list are included.
+        """
+        settings = self._client._poll_settings
+        states: dict[str, str] = {}
+        interval = settings.min_interval
+        quiet = 0
+        while True:
+            tasks = await self.tasks(attempt_id)
+            changed = False
+            for task in tasks:
+                old = states.get(task.id)
+                if old != task.state:
+                    states[task.id] = task.state
+                    changed = True
+                    yield TaskEvent(task, old, task.state)
+            quiet = 0 if changed else quiet + 1
+            root_done = bool(tasks) and tasks[0].parent_id is None and tasks[0].done
+            if root_done or quiet >= _CHECK_EVERY:
+                quiet = 0
+                if (await self.get(attempt_id)).done:
+                    # the tasks read after `done` are final
+                    for task in await self.tasks(attempt_id):
+                        old = states.get(task.id)
+                        if old != task.state:
+                            states[task.id] = task.state
+                            yield TaskEvent(task, old, task.state)
+                    return
+            interval = (
+                settings.min_interval
+                if changed
+                else min(interval * settings.growth, settings.max_interval)
+            )
+            await anyio.sleep(interval)

@@ -1,0 +1,56 @@
+"""``td.workflow.secrets``: project secrets; keys are listed, values are only ever sent."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from aiotd._http import segment
+from aiotd.models.workflow import Secret, SecretList
+
+if TYPE_CHECKING:
+    from aiotd._client import Client
+
+__all__ = ["Secrets"]
+
+
+class Secrets:
+    """Secrets of a project: ``/api/projects/{id}/secrets`` (reference §2.1).
+
+    Values go in request bodies only, never in URLs or logs. Setting and deleting are safe
+    to retry: a second PUT stores the same value, a second DELETE of a gone key is not an
+    error (reference §2.1).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _path(self, project_id: str | int, key: str | None = None) -> str:
+        base = f"/api/projects/{segment(project_id)}/secrets"
+        return base if key is None else f"{base}/{segment(key)}"
+
+    async def list(self, project_id: str | int) -> builtins.list[str]:
+        """The keys of the project's secrets, sorted as TD returns them."""
+        page = await self._client._wf_call("GET", self._path(project_id), SecretList)
+        return [secret.key for secret in page.secrets]
+
+    async def put(self, project_id: str | int, key: str, value: str) -> Secret:
+        """Set one secret (``key``: dot-separated words; ``value``: at most 16 KiB)."""
+        if not isinstance(value, str):
+            raise TypeError("a secret value must be a str")
+        return await self._client._wf_call(
+            "PUT", self._path(project_id, key), Secret, json={"value": value}, idempotent=True
+        )
+
+    async def put_many(
+        self, project_id: str | int, values: Mapping[str, str]
+    ) -> builtins.list[Secret]:
+        """Set several secrets, one request each, in the mapping's order."""
+        return [await self.put(project_id, key, value) for key, value in values.items()]
+
+    async def delete(self, project_id: str | int, key: str) -> Secret:
+        """Delete one secret; a key that does not exist is not an error."""
+        return await self._client._wf_call(
+            "DELETE", self._path(project_id, key), Secret, idempotent=True
+        )
