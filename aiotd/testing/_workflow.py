@@ -45,7 +45,7 @@ from aiotd.testing._digdag import (
 __all__ = ["PUBLIC_PREFIX", "JobRunner", "WorkflowService"]
 
 #: Paths under this prefix stand for pre-signed storage URLs and need no Authorization.
-PUBLIC_PREFIX = "/_storage/"
+PUBLIC_PREFIX = "/_emulator/storage/"
 
 _DONE = frozenset({"success", "group_error", "error", "canceled"})  # reference §3.2
 _FAILED = frozenset({"group_error", "error", "canceled"})
@@ -1200,11 +1200,8 @@ class WorkflowService:
         while walker is not None:
             ancestors.add(walker.id)
             walker = walker.parent
-        return {
-            t.spec.full_name: t
-            for t in static
-            if t.id < target.id and t.id not in ancestors and t.state == "success"
-        }
+        # Everything before the `from` task, its ancestors aside, counts as done.
+        return {t.spec.full_name: t for t in static if t.id < target.id and t.id not in ancestors}
 
     def _instantiate(
         self, attempt: _Attempt, spec: TaskSpec, parent: _Task | None, now: float
@@ -1255,6 +1252,8 @@ class WorkflowService:
 
     def _step(self, attempt: _Attempt, now: float) -> bool:
         """Apply every transition due at ``now``; whether anything changed."""
+        if attempt.done:
+            return False
         if attempt.cancel_at is not None and attempt.cancel_at <= now:
             for task in attempt.tasks:
                 if task.state not in _DONE:
@@ -1341,7 +1340,7 @@ class WorkflowService:
 
     def _run(self, attempt: _Attempt, task: _Task, now: float) -> None:
         """Start an operator: ``td>``/``td_run>`` issue a job, the others run for a while."""
-        task.started_at = now
+        task.started_at, task.due = now, None
         self._set(task, "running", now)
         operator = task.spec.operator
         if operator in ("td", "td_run"):
