@@ -1335,6 +1335,7 @@ class WorkflowService:
                 task.state, task.updated_at, task.due, task.job_id = "blocked", now, None, None
                 task.started_at, task.retry_at, task.error = None, None, {}
                 task.store_params, task.state_params, task.error_added = {}, {}, False
+                task.retries, task.cancel_requested = 0, False
         group.retry_at = None
         self._set(group, "planned", now)
 
