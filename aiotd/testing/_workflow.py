@@ -54,7 +54,7 @@ _DEFAULT_DURATIONS = {"echo": 0.02, "fail": 0.02}
 _AGENT_ID = f"{os.getpid()}@aiotd-emulator"
 
 _encoder = msgspec.json.Encoder()
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class JobRunner(Protocol):
@@ -469,7 +469,7 @@ class WorkflowService:
 
     def add_routes(self, app: web.Application) -> None:
         """Register every ``/api/...`` route plus the storage path of direct downloads."""
-        routes: list[tuple[str, str, Handler]] = [
+        routes: list[tuple[str, str, _Handler]] = [
             ("GET", "/api/version", self._version_get),
             ("GET", "/api/version/check", self._version_check),
             ("GET", "/api/projects", self._projects_list),
@@ -521,7 +521,7 @@ class WorkflowService:
         app.on_cleanup.append(self._on_cleanup)
 
     async def close(self) -> None:
-        """Stop the ticker; the service answers nothing afterwards that needs it."""
+        """Stop the ticker (attempts then advance only when read); idempotent."""
         self._closed = True
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
@@ -532,14 +532,14 @@ class WorkflowService:
     async def _on_cleanup(self, app: web.Application) -> None:
         await self.close()
 
-    def _wrap(self, handler: Handler) -> Handler:
+    def _wrap(self, handler: _Handler) -> _Handler:
         async def route(request: web.Request) -> web.StreamResponse:
             self._ensure_ticker()
             try:
                 return await handler(request)
             except _Fail as fail:
-                body = fail.body if fail.body is not None else {}
-                if fail.body is None:
+                body = fail.body
+                if body is None:
                     body = {"message": fail.message, "status": fail.status}
                 return _json(body, fail.status)
 
@@ -764,12 +764,8 @@ class WorkflowService:
                 if old is not None:
                     del self._schedules[old.id]
                 continue
-            spec = workflow.schedule
-            if (
-                old is not None
-                and workflow.name not in cleared
-                and old.source == (workflow.schedule_source)
-            ):
+            spec, source = workflow.schedule, workflow.schedule_source
+            if old is not None and workflow.name not in cleared and old.source == source:
                 old.workflow, old.updated_at = workflow, now
                 continue
             # skip_schedule (TD): a changed definition starts at the current time.
@@ -781,19 +777,14 @@ class WorkflowService:
                     project=project,
                     workflow=workflow,
                     spec=spec,
-                    source=workflow.schedule_source,
+                    source=source,
                     next_session=first,
                     next_run=spec.run_time(first),
                     created_at=now,
                     updated_at=now,
                 )
                 self._schedules[old.id] = old
-            old.workflow, old.spec, old.source, old.updated_at = (
-                workflow,
-                spec,
-                (workflow.schedule_source),
-                now,
-            )
+            old.workflow, old.spec, old.source, old.updated_at = workflow, spec, source, now
             old.next_session, old.next_run = first, spec.run_time(first)
         for gone in existing.values():
             del self._schedules[gone.id]

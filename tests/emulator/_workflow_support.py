@@ -55,7 +55,6 @@ class Served:
     service: WorkflowService
     jobs: FakeJobs
     http: aiohttp.ClientSession
-    url: str
 
 
 @asynccontextmanager
@@ -71,7 +70,7 @@ async def serve(**options: Any) -> AsyncIterator[Served]:
     url = str(server.make_url("")).rstrip("/")
     try:
         async with aiohttp.ClientSession(base_url=url) as http:
-            yield Served(service, jobs, http, url)
+            yield Served(service, jobs, http)
     finally:
         await server.close()
         await service.close()
