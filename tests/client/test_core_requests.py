@@ -152,3 +152,13 @@ async def test_creates_are_sent_once_unless_exist_ok(scripted: Scripted, td: aio
     assert scripted.count("/v3/database/create/d1") == 1
     assert (await td.databases.create("d1", exist_ok=True)).database == "d1"
     assert scripted.count("/v3/database/create/d1") == 2
+
+
+async def test_perform_wait_raises_when_the_job_fails(scripted: Scripted, td: aiotd.Client) -> None:
+    failed = '{"job_id": "5", "status": "error", "debug": {"stderr": "bad part data"}}'
+    scripted.on("/v3/bulk_import/perform/s1", reply(200, '{"name": "s1", "job_id": 5}'))
+    scripted.on("/v3/job/status/5", reply(200, '{"job_id": "5", "status": "error"}'))
+    scripted.on("/v3/job/show/5", reply(200, failed))
+    with pytest.raises(errors.JobFailed, match="bad part data"):
+        await td.bulk_imports.perform("s1", wait=True, timeout=5)
+    assert scripted.count("/v3/bulk_import/perform/s1") == 1
