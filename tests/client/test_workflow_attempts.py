@@ -175,7 +175,10 @@ async def test_list_pages_across_more_than_a_hundred_attempts(
     assert len(listed) == 130
     assert listed == sorted(listed, key=int, reverse=True)
     assert len(await td.workflow.attempts.list(limit=5).all()) == 5
-    sessions = [s async for s in td.workflow.projects.sessions(1, workflow="main", page_size=50)]
+    project = await td.workflow.projects.get_by_name("proj")
+    sessions = [
+        s async for s in td.workflow.projects.sessions(project.id, workflow="main", page_size=50)
+    ]
     assert len(sessions) == 130
     assert len([s async for s in td.workflow.sessions.list()]) == 130
     with pytest.raises(ValueError, match="page_size"):

@@ -315,3 +315,10 @@ async def test_push_sends_gzip_with_exact_length(scripted: Scripted) -> None:
     assert project.revision == "r1"
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(bodies[0]))) as tar:
         assert tar.getnames() == ["main.dig"]
+
+
+async def test_version_and_version_check(td: aiotd.Client) -> None:
+    assert await td.workflow.version() == "0.10.5"
+    check = await td.workflow.version_check("0.10.5")
+    assert check.server_version == "0.10.5"
+    assert check.api_compatible is True
