@@ -71,10 +71,11 @@ class _AttemptKind:
         Attempt ids grow, so the pages from the newest attempt down to the smallest watched
         id hold every watched attempt that still exists, finished or not.
         """
-        numeric = [int(i) for i in watched if i.isdigit()]
-        if not numeric:
-            return Listing({}, 1, lambda _id: False)
-        floor = min(numeric)
+        if not watched or not all(i.isdigit() for i in watched):
+            # an id that is no number is polled on its own (and found missing): a cost above
+            # the budget makes the engine poll per item
+            return Listing({}, page_budget + 1, lambda _id: False)
+        floor = min(int(i) for i in watched)
         records: dict[str, Attempt] = {}
         pages = 0
         last_id: int | None = None

@@ -246,3 +246,12 @@ async def test_listing_covers_watched_attempts_down_to_the_oldest(td: aiotd.Clie
     cut = await kind.listing([oldest], 1)
     assert cut.pages > 1
     assert not cut.covers(oldest)
+
+
+async def test_waiting_for_attempts_that_do_not_exist_fails_only_those(td: aiotd.Client) -> None:
+    started = await td.workflow.attempts.start(project="proj", workflow="main")
+    with pytest.raises(errors.NotFound):
+        await td.workflow.attempts.wait_all([started.id, "999999"], timeout=5)
+    with pytest.raises(errors.NotFound):
+        await td.workflow.attempts.wait_all([started.id, "not-a-number"], timeout=5)
+    assert (await td.workflow.attempts.wait(started.id, timeout=5)).success
