@@ -17,7 +17,6 @@ from aiohttp import web
 
 import aiotd
 from aiotd import errors
-from aiotd.core.imports import Imports
 from aiotd.testing import Emulator
 
 from .conftest import (
@@ -266,7 +265,7 @@ async def test_imports_retried_through_lost_answers_import_each_part_once(emu: E
         emu.faults.drop("PUT /v3/table/import_with_id/", rate=0.4)
         emu.faults.truncate("PUT /v3/table/import_with_id/", rate=0.2)
         emu.faults.server_error("PUT /v3/table/import_with_id/", status=502, html=True, rate=0.2)
-        summary = await Imports(td).upload("rel", "events", records, part_size=8000)
+        summary = await td.imports.upload("rel", "events", records, part_size=8000)
         lost = emu.counters.faults.get("drop", 0) + emu.counters.faults.get("truncate", 0)
         emu.faults.clear()
         assert summary.parts > 10
