@@ -146,7 +146,7 @@ def error_from_response(
     conflicts_with: str | None = None
     try:
         doc = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         doc = None
     if isinstance(doc, dict):
         for key in ("message", "error", "text", "errorMessage"):
@@ -185,8 +185,15 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)
     try:
         return decoder.decode(body)  # type: ignore[no-any-return]
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        text = str(exc)
+    except (
+        msgspec.ValidationError,
+        msgspec.DecodeError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
+        # invalid UTF-8 in a string and nesting past msgspec's depth limit surface as
+        # UnicodeDecodeError and RecursionError: still a body of the wrong shape
+        text = str(exc) if not isinstance(exc, RecursionError) else "JSON nested too deeply"
         match = _JSON_PATH.search(text)
         path = match.group(1) if match else ""
         if match:
