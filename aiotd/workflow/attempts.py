@@ -42,6 +42,42 @@ class TaskEvent(NamedTuple):
     new_state: str
 
 
+def task_changes(tasks: Sequence[Task], states: dict[str, str]) -> list[TaskEvent]:
+    """The events between the states last seen and ``tasks``; updates ``states``.
+
+    Tasks still going come in task order; tasks that finished come children before
+    their parent (a group ends after its members), siblings in task order.
+    """
+    going: list[TaskEvent] = []
+    finished: dict[str, TaskEvent] = {}
+    for task in tasks:
+        old = states.get(task.id)
+        if old != task.state:
+            states[task.id] = task.state
+            event = TaskEvent(task, old, task.state)
+            if task.done:
+                finished[task.id] = event
+            else:
+                going.append(event)
+    if not finished:
+        return going
+    children: dict[str | None, list[Task]] = {}
+    for task in tasks:
+        children.setdefault(task.parent_id, []).append(task)
+    ordered: list[TaskEvent] = []
+
+    def visit(task: Task) -> None:
+        for child in children.get(task.id, ()):
+            visit(child)
+        if task.id in finished:
+            ordered.append(finished.pop(task.id))
+
+    for root in children.get(None, []):
+        visit(root)
+    ordered.extend(finished.values())  # tasks whose parent was not in the list
+    return going + ordered
+
+
 class _AttemptKind:
     """How the poll engine learns about attempts (reference §2.4)."""
 
@@ -370,24 +406,18 @@ class Attempts:
         quiet = 0
         while True:
             tasks = await self.tasks(attempt_id)
-            changed = False
-            for task in tasks:
-                old = states.get(task.id)
-                if old != task.state:
-                    states[task.id] = task.state
-                    changed = True
-                    yield TaskEvent(task, old, task.state)
+            events = task_changes(tasks, states)
+            for event in events:
+                yield event
+            changed = bool(events)
             quiet = 0 if changed else quiet + 1
             root_done = bool(tasks) and tasks[0].parent_id is None and tasks[0].done
             if root_done or quiet >= _CHECK_EVERY:
                 quiet = 0
                 if (await self.get(attempt_id)).done:
                     # the tasks read after `done` are final
-                    for task in await self.tasks(attempt_id):
-                        old = states.get(task.id)
-                        if old != task.state:
-                            states[task.id] = task.state
-                            yield TaskEvent(task, old, task.state)
+                    for event in task_changes(await self.tasks(attempt_id), states):
+                        yield event
                     return
             interval = (
                 settings.min_interval
