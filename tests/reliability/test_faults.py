@@ -333,3 +333,43 @@ async def test_429_to_half_the_requests_slows_the_whole_client(emu: Emulator) ->
     assert limited_rate < free_rate / 4
     assert completed > 0
     assert limited >= sent * 0.3
+
+
+# -- workflow: pushes and attempt starts -----------------------------------------------------
+
+DIG = "timezone: UTC\n\n+hello:\n  echo>: hello\n"
+
+
+async def test_pushes_and_attempt_starts_through_lost_answers_are_made_once(emu: Emulator) -> None:
+    if emu.workflow is None:
+        pytest.skip("the emulator serves no Workflow API here (pyyaml missing)")
+    async with client_for(emu) as td:
+        # the first try of each write is applied and its answer lost, the next ones hit faults
+        emu.faults.drop("PUT /api/projects", count=1)
+        emu.faults.truncate("PUT /api/projects", count=1)
+        emu.faults.server_error("PUT /api/projects", status=502, html=True, count=1)
+        project = await td.workflow.projects.push("reliable", {"daily.dig": DIG})
+        emu.faults.clear()
+        revisions = await td.workflow.projects.revisions(project.id)
+        assert len(revisions) == 1
+        assert emu.counters["PUT /api/projects"] >= 3
+
+        session_times = [f"2026-11-{day:02d}T00:00:00Z" for day in range(1, 9)]
+        emu.faults.drop("PUT /api/attempts", rate=0.4)
+        emu.faults.truncate("PUT /api/attempts", rate=0.2)
+        emu.faults.server_error("PUT /api/attempts", status=503, html=True, rate=0.2)
+        started = await asyncio.gather(
+            *(
+                td.workflow.attempts.start(project="reliable", workflow="daily", session_time=t)
+                for t in session_times
+            )
+        )
+        lost = emu.counters.faults.get("drop", 0) + emu.counters.faults.get("truncate", 0)
+        emu.faults.clear()
+        assert lost > 0
+        assert any(attempt.existing for attempt in started)
+        listed = [a async for a in td.workflow.attempts.list(project="reliable")]
+        assert len(listed) == len(session_times)
+        assert sorted(a.id for a in listed) == sorted(a.id for a in started)
+        everything = [a async for a in td.workflow.attempts.list(include_retried=True)]
+        assert len(everything) == len(session_times)

@@ -1,0 +1,383 @@
+"""Security: the API key never leaks, TLS is verified, redirects keep the key home."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import ssl
+import subprocess
+import traceback
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+import aiotd
+from aiotd import errors
+from aiotd.testing import Emulator
+
+from .conftest import FAST_RETRY, KEY, Scripted, add_fault_mix, client_for, reply
+
+LOGGERS = ("", "aiotd", "aiohttp", "aiohttp.client", "aiohttp.server", "aiohttp.web", "asyncio")
+
+
+def secrets_of(key: str) -> list[str]:
+    """The key and its secret part (after ``1/``), raw and as a URL would escape it."""
+    secret = key.split("/", 1)[-1]
+    return [key, secret, key.replace("/", "%2F")]
+
+
+def assert_clean(texts: list[str], key: str) -> None:
+    for text in texts:
+        for secret in secrets_of(key):
+            assert secret not in text, f"the API key appears in: {text[:300]!r}"
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    texts.extend(str(value) for value in vars(exc).values())
+    return texts
+
+
+class Recorder(logging.Handler):
+    """Every record, formatted with its traceback, at every level."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(self.format(record))
+
+
+@pytest.fixture
+def recorder() -> AsyncIterator[Recorder]:
+    handler = Recorder()
+    saved = {name: logging.getLogger(name).level for name in LOGGERS}
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler  # type: ignore[misc]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def url_trace(urls: list[str]) -> aiohttp.TraceConfig:
+    async def on_start(session: Any, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        urls.append(str(params.url))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    return trace
+
+
+async def _capture(texts: list[str], awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except Exception as exc:
+        texts.extend(exception_texts(exc))
+        return exc
+
+
+async def test_the_key_never_appears_in_logs_reprs_errors_or_urls(
+    emu: Emulator, recorder: Recorder, tmp_path: Path
+) -> None:
+    urls: list[str] = []
+    texts: list[str] = []
+    seen: list[Any] = []
+    td = client_for(emu, trace_configs=[url_trace(urls)])
+    texts.append(repr(td))
+    async with td:
+        await td.databases.create("sec")
+        add_fault_mix(emu, total=0.3)
+        emu.faults.malformed("GET /v3/job/show/{job_id}", rate=0.1)
+        ids = [
+            (await td.jobs.issue(f"-- emulator: rows=2000 pad=20\nselect {i}", database="sec"))
+            for i in range(6)
+        ]
+        seen.extend(ids)
+        for issued in ids:
+            job = await _capture(texts, td.jobs.wait(issued.job_id, timeout=30))
+            seen.append(job)
+        async for event in td.jobs.watch([i.job_id for i in ids]):
+            seen.append(event)
+        emu.faults.clear()
+        emu.faults.truncate("GET /v3/job/result/", count=2)
+        await _capture(texts, td.jobs.download(ids[0].job_id, tmp_path / "r.msgpack.gz"))
+        emu.faults.server_error("GET /v3/database/list", status=500)
+        await _capture(texts, td.databases.list())
+        emu.faults.reset("GET /v3/account/show")
+        await _capture(texts, td.account())
+        emu.faults.clear()
+        await _capture(texts, td.jobs.get("999999"))
+        await _capture(texts, td.jobs.wait(ids[0].job_id, timeout=0))
+        long_job = await td.jobs.issue("-- emulator: running=30\nselect 1", database="sec")
+        await _capture(texts, td.jobs.wait(long_job.job_id, timeout=0.2))
+        if emu.workflow is not None:
+            project = await td.workflow.projects.push("sec", {"a.dig": "+t:\n  echo>: x\n"})
+            seen.append(project)
+            await _capture(texts, td.workflow.projects.download(project.id, tmp_path / "p"))
+            await _capture(texts, td.workflow.attempts.get("424242"))
+        texts.extend([repr(td), repr(td.jobs), repr(td.stats), str(td.stats.as_dict())])
+    async with aiotd.Client(
+        KEY, endpoint=emu.url, retry=aiotd.RetryPolicy.never(), trace_configs=[url_trace(urls)]
+    ) as wrong:
+        await _capture(texts, wrong.account())
+        texts.append(repr(wrong))
+    async with aiotd.Client(KEY, endpoint="http://127.0.0.1:1", retry=FAST_RETRY) as refused:
+        await _capture(texts, refused.account())
+    texts.extend(repr(item) for item in seen)
+    assert td.stats.retries > 0  # the run did go through retries and failures
+    assert any("retry" in text for text in recorder.texts)
+    assert len(texts) > 20
+    assert urls
+    assert_clean(texts, emu.apikey)
+    assert_clean(recorder.texts, emu.apikey)
+    assert_clean(urls, emu.apikey)
+    # the wrong key (given to a client) is as secret as the right one
+    assert_clean(texts + recorder.texts + urls, KEY)
+
+
+async def test_the_key_stays_out_of_urls_and_errors_at_a_scripted_server(
+    scripted: Scripted, recorder: Recorder
+) -> None:
+    scripted.on("/v3/job/show/1", reply(500), reply(502, "<html>gateway</html>"), reply(404))
+    scripted.on("/v3/job/status/1", reply(429, "{}", **{"Retry-After": "0.05"}), reply(200, "{"))
+    texts: list[str] = []
+    async with aiotd.Client(KEY, endpoint=scripted.url, retry=FAST_RETRY) as td:
+        results = [
+            await _capture(texts, td.jobs.get("1")),
+            await _capture(texts, td.jobs.status("1")),
+            await _capture(texts, td.jobs.issue("select 1", database="db")),
+        ]
+    assert [type(r) for r in results] == [errors.NotFound, errors.DecodeError, errors.NotFound]
+    assert_clean([request.path_qs for request in scripted.seen], KEY)
+    assert_clean([str(request.url) for request in scripted.seen], KEY)
+    assert_clean(texts + recorder.texts, KEY)
+    assert all(h["Authorization"] == f"TD1 {KEY}" for h in scripted.headers)
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+async def https_url(tls_files: tuple[Path, Path]) -> AsyncIterator[str]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls_files)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/v3/system/server_status", status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_tls_is_verified_by_default(https_url: str) -> None:
+    async with aiotd.Client(KEY, endpoint=https_url, retry=aiotd.RetryPolicy.never()) as td:
+        with pytest.raises(errors.TransportError, match="(?i)certificate") as info:
+            await td.server_status()
+        assert td.stats.requests == 1
+    assert_clean(exception_texts(info.value), KEY)
+
+
+async def test_turning_verification_off_needs_an_argument_and_warns(
+    https_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="aiotd"):
+        td = aiotd.Client(KEY, endpoint=https_url, verify_ssl=False)
+    assert any("verification is turned off" in r.getMessage() for r in caplog.records)
+    async with td:
+        assert await td.server_status() == "ok"
+
+
+# -- redirects -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def storage() -> AsyncIterator[tuple[str, list[str | None]]]:
+    """Another host (``localhost`` while the API is on 127.0.0.1) recording Authorization."""
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(body=b"stored-bytes", content_type="application/octet-stream")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    server = TestServer(app, host="localhost", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/bucket/object?sig=abc")), seen
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+async def test_authorization_is_not_sent_to_another_host_on_a_redirect(
+    scripted: Scripted, storage: tuple[str, list[str | None]], status: int, streamed: bool
+) -> None:
+    target, seen = storage
+    # a same-host hop first (keeps the key), then the hop to the other host (drops it)
+    scripted.on("/api/archive", reply(status, "", Location="/api/archive/moved"))
+    scripted.on("/api/archive/moved", reply(status, "", Location=target))
+    async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
+        if streamed:
+            async with td._wf_stream("/api/archive") as resp:
+                body = b"".join([chunk async for chunk in resp.iter_chunks()])
+        else:
+            body = (await td._wf_request("GET", "/api/archive")).body
+    assert body == b"stored-bytes"
+    assert seen == [None]
+    assert [h.get("Authorization") for h in scripted.headers] == [f"TD1 {KEY}"] * 2
+
+
+async def test_a_redirect_back_from_another_host_does_not_regain_the_key(
+    scripted: Scripted,
+) -> None:
+    seen: list[str | None] = []
+
+    async def bounce(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        raise web.HTTPFound(scripted.url + "/api/final")
+
+    app = web.Application()
+    app.router.add_get("/bounce", bounce)
+    other = TestServer(app, host="localhost", port=0)
+    await other.start_server()
+    try:
+        scripted.on("/api/start", reply(302, "", Location=str(other.make_url("/bounce"))))
+        scripted.on("/api/final", reply(200, '{"ok": true}'))
+        async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
+            await td._wf_request("GET", "/api/start")
+    finally:
+        await other.close()
+    assert seen == [None]
+    assert scripted.headers[0].get("Authorization") == f"TD1 {KEY}"
+    assert "Authorization" not in scripted.headers[1]
+
+
+async def test_project_archives_from_the_emulator_follow_its_redirect(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    if emu.workflow is None:
+        pytest.skip("the emulator serves no Workflow API here (pyyaml missing)")
+    async with client_for(emu) as td:
+        project = await td.workflow.projects.push("arch", {"a.dig": "+t:\n  echo>: x\n"})
+        out = await td.workflow.projects.download(project.id, tmp_path / "p")
+    assert (out / "a.dig").read_text() == "+t:\n  echo>: x\n"
+    assert emu.counters["GET /api/projects/{id}/archive"] == 1
+
+
+# -- plain http, the emulator's own defaults -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "warns"),
+    [
+        ("http://api.example.com", True),
+        ("http://10.0.0.5:8080", True),
+        ("http://127.0.0.1.example.com", True),
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("http://[::1]:8000", False),
+        ("https://api.example.com", False),
+        ("api.example.com", False),
+    ],
+)
+def test_plain_http_to_a_host_off_this_machine_warns(
+    caplog: pytest.LogCaptureFixture, endpoint: str, warns: bool
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="aiotd"):
+        aiotd.Client(KEY, endpoint=endpoint, workflow_endpoint="https://wf.example.com")
+    warned = [r for r in caplog.records if "plain http" in r.getMessage()]
+    assert bool(warned) is warns
+    assert_clean([r.getMessage() for r in caplog.records], KEY)
+
+
+async def test_the_emulator_binds_loopback_and_refuses_requests_without_the_key() -> None:
+    async with Emulator() as emu:
+        assert emu.host == "127.0.0.1"
+        assert emu.url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as session:
+            for headers in ({}, {"Authorization": "TD1 wrong"}, {"Authorization": emu.apikey}):
+                async with session.get(emu.url + "/v3/database/list", headers=headers) as resp:
+                    assert resp.status == 401
+            auth = {"Authorization": f"TD1 {emu.apikey}"}
+            async with session.get(emu.url + "/v3/database/list", headers=auth) as resp:
+                assert resp.status == 200
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="td.jobs.download (aiotd/core/jobs.py) replaces an existing file at the target "
+    "with os.replace; there is no argument to ask for overwriting",
+)
+async def test_a_download_does_not_overwrite_an_existing_file(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    target = tmp_path / "keep.msgpack.gz"
+    target.write_bytes(b"precious")
+    async with client_for(emu) as td:
+        await td.databases.create("files")
+        job = await td.jobs.issue("select 1", database="files")
+        await td.jobs.wait(job.job_id, timeout=10)
+        with pytest.raises(FileExistsError):
+            await td.jobs.download(job.job_id, target)
+    assert target.read_bytes() == b"precious"
+
+
+async def test_cancelled_download_leaves_no_partial_file(emu: Emulator, tmp_path: Path) -> None:
+    async with client_for(emu) as td:
+        await td.databases.create("files")
+        job = await td.jobs.issue("-- emulator: rows=150000 pad=40\nselect 1", database="files")
+        await td.jobs.wait(job.job_id, timeout=30)
+        emu.faults.delay("GET /v3/job/result/", seconds=0.3)
+        task = asyncio.create_task(td.jobs.download(job.job_id, tmp_path / "r.gz"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert listing(tmp_path) == []
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
