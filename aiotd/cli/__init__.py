@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from aiotd.cli._common import Output, UsageError, add_common_options
 
 __all__ = ["main"]
 
@@ -19,8 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aiotd",
         description="Treasure Data from the shell: jobs, queries, workflows, and a local emulator.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    add_common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from aiotd.cli import jobs, query, workflow
+
+    jobs.register(sub)
+    query.register(sub)
+    workflow.register(sub)
     demo = sub.add_parser(
         "demo", help="run the main job against a built-in emulator (no account needed)"
     )
@@ -49,17 +59,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
     try:
         if args.command == "demo":
             from aiotd.cli.demo import run_demo
 
             return run_demo(jobs=args.jobs, as_json=args.json)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return int(asyncio.run(handler(args, Output(as_json=args.json))))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, and keep Python from complaining
+        # about the unflushable stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         if args.debug:
             raise
         print(f"aiotd: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    parser.print_help()
-    return EXIT_USAGE
+        return _exit_code(exc)
+
+
+def _exit_code(exc: Exception) -> int:
+    """Usage errors 2, timeouts 3, anything else 1."""
+    from aiotd.errors import WaitTimeout
+
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, WaitTimeout | TimeoutError):
+        return EXIT_TIMEOUT
+    return EXIT_FAILED
