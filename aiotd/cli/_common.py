@@ -29,6 +29,7 @@ __all__ = [
     "plain",
     "read_td_conf",
     "resolve_settings",
+    "rich_available",
 ]
 
 
@@ -199,7 +200,8 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _rich_available() -> bool:
+def rich_available() -> bool:
+    """Whether the optional rich package (the ``cli`` extra) can be imported."""
     try:
         import rich  # noqa: F401
     except ImportError:
@@ -218,7 +220,7 @@ class Output:
         self.stream = stream if stream is not None else sys.stdout
         self.json = as_json
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.live = tty and not as_json and _rich_available()
+        self.live = tty and not as_json and rich_available()
         self._console: Any = None
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiotd
 from aiotd._polling import PollSettings
+from aiotd.cli._common import rich_available
 from aiotd.testing import Emulator
 
 __all__ = ["run_demo"]
@@ -205,7 +206,7 @@ def run_demo(*, jobs: int = 300, as_json: bool = False) -> int:
     """Run the demo; 0 when every step did what it should."""
     if jobs < 1:
         raise ValueError("--jobs must be >= 1")
-    live = sys.stdout.isatty() and not as_json
+    live = sys.stdout.isatty() and not as_json and rich_available()
     summary = asyncio.run(_demo(jobs, as_json, live))
     if as_json:
         print(json.dumps(summary))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 import aiotd
 from aiotd.cli import main
-from aiotd.cli._common import UsageError, read_td_conf, resolve_settings
+from aiotd.cli._common import Output, UsageError, read_td_conf, resolve_settings
 from aiotd.testing import Emulator
 
 DB = "cli_db"
@@ -437,3 +438,41 @@ def test_commands_as_subprocesses(served: tuple[str, str], tmp_path: Path) -> No
     assert wrong.stderr.startswith("aiotd: AuthError: 401")
     assert "Traceback" not in wrong.stderr
     assert _aiotd("jobs", "frobnicate", env=env).returncode == 2
+
+
+# -- on a terminal
+
+
+class _Terminal(io.StringIO):
+    """A stdout that says it is a terminal, so the live displays run."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_live_displays_on_a_terminal(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    connect = ["--apikey", emu.apikey, "--endpoint", emu.url]
+    ids = [_issue(emu, running=0.3), _issue(emu, running=0.3, status="error")]
+    assert await asyncio.to_thread(main, ["jobs", "watch", *ids, *connect]) == 1
+    watched = terminal.getvalue()
+    assert "\x1b[" in watched
+    assert "2/2 finished" in watched
+    assert watched.rstrip().endswith("2 jobs: 1 success, 1 error")
+
+    target = tmp_path / "r.tsv"
+    query = ["query", "-d", DB, "-o", str(target), f"select n from {TABLE}", *connect]
+    assert await asyncio.to_thread(main, query) == 0
+    assert target.read_text().splitlines()[0] == "n"
+    assert "saved to" in terminal.getvalue()
+    assert await asyncio.to_thread(main, ["jobs", "list", *connect]) == 0
+
+
+def test_without_rich_the_output_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Output(as_json=False, stream=_Terminal()).live
+    assert not Output(as_json=True, stream=_Terminal()).live
+    monkeypatch.setitem(sys.modules, "rich", None)
+    assert not Output(as_json=False, stream=_Terminal()).live
