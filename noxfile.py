@@ -35,3 +35,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the emulator, side by side with the baselines."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Jobs issued and watched for minutes through 20% faults (``-- --minutes 2``)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/soak.py", *session.posargs)

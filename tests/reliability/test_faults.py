@@ -51,6 +51,9 @@ async def test_jobs_issued_through_faults_exist_once_and_are_reported_once(emu: 
     td = client_for(emu)
     async with td:
         await create_db(td)
+        # three answers surely lost after the job was made, then the random mix
+        emu.faults.drop("POST /v3/job/issue/", count=2)
+        emu.faults.truncate("POST /v3/job/issue/", count=1)
         rules = add_fault_mix(emu)
         count = 60
         issued = await asyncio.gather(
@@ -64,8 +67,8 @@ async def test_jobs_issued_through_faults_exist_once_and_are_reported_once(emu: 
         assert sorted(ids, key=int) == [str(i) for i in sorted(emu.jobs.jobs)]
         assert len(emu.jobs.by_domain_key) == count
         assert {j.query for j in emu.jobs.jobs.values()} == {job_query(i) for i in range(count)}
-        # the mix did hit the issue requests, and answers were lost after the job was made
-        assert emu.counters.faults.get("drop", 0) + emu.counters.faults.get("truncate", 0) > 0
+        # the lost answers were recovered as the jobs already made
+        assert sum(job.existing for job in issued) >= 3
 
         events: list[aiotd.core.jobs.JobEvent] = []
         peak_tasks = 0
@@ -321,10 +324,11 @@ async def test_429_to_half_the_requests_slows_the_whole_client(emu: Emulator) ->
         sent = emu.counters.total
         limited = emu.counters.faults.get("rate_limit", 0)
     limited_rate = sent / elapsed
-    # Every 429 pauses every caller for `pause` seconds: after each pause at most one request
-    # per caller goes out before the next 429 closes the gate again, so the requests sent in
-    # the window are bounded by the number of pauses it holds, whatever the free rate is.
-    bound = callers * (elapsed / pause + 2)
+    # Every 429 pauses every caller for `pause` seconds. Once a pause ends each caller sends,
+    # and the first 429 back closes the gate again: a caller gets at most a request or two out
+    # per opening, so the requests sent are bounded by the number of pauses the window holds,
+    # whatever the rate without 429s.
+    bound = 2 * callers * (elapsed / pause + 1)
     print(
         f"\nfree: {free_rate:.0f} req/s; half 429 (Retry-After {pause}s): {limited_rate:.1f} req/s"
         f" sent, {completed / elapsed:.1f} calls/s completed, {limited} answered 429"
@@ -355,6 +359,7 @@ async def test_pushes_and_attempt_starts_through_lost_answers_are_made_once(emu:
         assert emu.counters["PUT /api/projects"] >= 3
 
         session_times = [f"2026-11-{day:02d}T00:00:00Z" for day in range(1, 9)]
+        emu.faults.drop("PUT /api/attempts", count=1)
         emu.faults.drop("PUT /api/attempts", rate=0.4)
         emu.faults.truncate("PUT /api/attempts", rate=0.2)
         emu.faults.server_error("PUT /api/attempts", status=503, html=True, rate=0.2)
