@@ -372,15 +372,21 @@ class Engine(Generic[R]):
             await self._wake.wait()
 
     async def _poll_many(self, entries: list[_Entry]) -> None:
-        limiter = anyio.CapacityLimiter(self.settings.concurrency)
+        await self._each(entries, final=False)
 
-        async def one(entry: _Entry) -> None:
-            async with limiter:
-                await self._learn(entry, final=False)
+    async def _each(self, entries: list[_Entry], *, final: bool) -> None:
+        """One request per entry, ``concurrency`` at a time: a few workers, not a task each."""
+        pending = iter(entries)
+
+        async def worker() -> None:
+            for entry in pending:
+                await self._learn(entry, final=final)
+                if final and entry.id in self._entries:
+                    entry.missing_checked = True
 
         async with anyio.create_task_group() as tg:
-            for entry in entries:
-                tg.start_soon(one, entry)
+            for _ in range(min(self.settings.concurrency, len(entries))):
+                tg.start_soon(worker)
 
     async def _list_once(self) -> None:
         started = self._now()
@@ -426,21 +432,8 @@ class Engine(Generic[R]):
                 entry.missing_checked = True
                 confirm.append(entry)
         if confirm:
-            await self._confirm(confirm)
+            await self._each(confirm, final=True)
         self._next_listing = self._now() + self._listing_period()
-
-    async def _confirm(self, entries: list[_Entry]) -> None:
-        limiter = anyio.CapacityLimiter(self.settings.concurrency)
-
-        async def one(entry: _Entry) -> None:
-            async with limiter:
-                await self._learn(entry, final=True)
-                if entry.id in self._entries:
-                    entry.missing_checked = True
-
-        async with anyio.create_task_group() as tg:
-            for entry in entries:
-                tg.start_soon(one, entry)
 
 
 # ---------------------------------------------------------------- waiting helpers

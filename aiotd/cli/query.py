@@ -160,7 +160,7 @@ async def _download(td: Any, job: Job, args: argparse.Namespace, out: Output) ->
 
     with progress or nullcontext():
         path = await td.jobs.download(
-            job.job_id, args.output, format=fmt, header=header, progress=report
+            job.job_id, args.output, format=fmt, header=header, progress=report, overwrite=True
         )
     size = path.stat().st_size
     out.record({"job_id": job.job_id, "path": str(path), "format": fmt, "bytes": size})

@@ -6,13 +6,21 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aiotd._http import segment
 from aiotd.errors import Conflict
 from aiotd.models.core import IssuedJob
 
 if TYPE_CHECKING:
     from aiotd._client import Client
 
-__all__ = ["epoch_seconds", "issue_once", "new_domain_key", "required"]
+__all__ = [
+    "db_segment",
+    "epoch_seconds",
+    "issue_once",
+    "new_domain_key",
+    "required",
+    "table_segment",
+]
 
 
 def epoch_seconds(value: int | datetime, name: str) -> int:
@@ -33,6 +41,26 @@ def required(value: str, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string")
     return value
+
+
+def name_segment(value: str, what: str) -> str:
+    """A database or table name as a path segment; TD names are ``[a-z0-9_]``, so a name
+    that is empty or holds ``/`` is a mistake caught before any request."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"the {what} name must be a non-empty string")
+    if "/" in value:
+        raise ValueError(f"the {what} name {value!r} must not contain '/'")
+    return segment(value)
+
+
+def db_segment(name: str) -> str:
+    """A database name as a path segment (empty or ``/``: ValueError before any request)."""
+    return name_segment(name, "database")
+
+
+def table_segment(name: str) -> str:
+    """A table name as a path segment (empty or ``/``: ValueError before any request)."""
+    return name_segment(name, "table")
 
 
 def new_domain_key() -> str:

@@ -11,6 +11,7 @@ import anyio.to_thread
 import msgpack
 
 from aiotd._http import segment
+from aiotd.core._common import db_segment, table_segment
 from aiotd.core.imports import _gzip
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict, TDError, WaitTimeout
@@ -61,7 +62,9 @@ class BulkImports:
 
         Retried only with ``exist_ok`` (a retried create that was applied answers 409).
         """
-        path = f"/v3/bulk_import/create/{segment(name)}/{segment(database)}/{segment(table)}"
+        path = (
+            f"/v3/bulk_import/create/{segment(name)}/{db_segment(database)}/{table_segment(table)}"
+        )
         try:
             return await self._client._call(
                 "POST", path, BulkImportRef, data=extra, idempotent=exist_ok

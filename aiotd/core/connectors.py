@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiotd._http import segment
-from aiotd.core._common import epoch_seconds, issue_once, new_domain_key, required
+from aiotd.core._common import db_segment, epoch_seconds, issue_once, new_domain_key, required
 from aiotd.models.core import (
     BulkLoadGuess,
     BulkLoadJob,
@@ -75,7 +75,7 @@ class Connectors:
     async def issue(self, config: Mapping[str, Any], *, database: str, table: str) -> IssuedJob:
         """Start a one-off load into ``database.table``; sent once (each issue is a job)."""
         body = {"config": _config(config), "database": database, "table": required(table, "table")}
-        path = f"/v3/job/issue/bulkload/{segment(database)}"
+        path = f"/v3/job/issue/bulkload/{db_segment(database)}"
         return await self._client._call("POST", path, IssuedJob, json=body)
 
     async def list(self) -> builtins.list[BulkLoadSession]:

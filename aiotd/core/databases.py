@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
-from aiotd._http import segment
+from aiotd.core._common import db_segment
 from aiotd.errors import Conflict, NotFound
 from aiotd.models.core import Database, DatabaseList, DatabaseRef
 
@@ -27,7 +27,9 @@ class Databases:
 
     async def get(self, database: str) -> Database:
         """``database/show``: one database; NotFound if it does not exist."""
-        return await self._client._call("GET", f"/v3/database/show/{segment(database)}", Database)
+        return await self._client._call(
+            "GET", f"/v3/database/show/{db_segment(database)}", Database
+        )
 
     async def create(self, database: str, *, exist_ok: bool = False, **extra: Any) -> DatabaseRef:
         """Create a database; Conflict if it exists, unless ``exist_ok``.
@@ -36,7 +38,7 @@ class Databases:
         which ``exist_ok`` reads as success; without it that 409 would be a false error,
         so the request is sent once.
         """
-        path = f"/v3/database/create/{segment(database)}"
+        path = f"/v3/database/create/{db_segment(database)}"
         try:
             return await self._client._call(
                 "POST", path, DatabaseRef, data=extra, idempotent=exist_ok
@@ -52,7 +54,7 @@ class Databases:
         Retried only with ``missing_ok``, for the reason ``create`` gives: a repeated delete
         answers 404.
         """
-        path = f"/v3/database/delete/{segment(database)}"
+        path = f"/v3/database/delete/{db_segment(database)}"
         try:
             return await self._client._call("POST", path, DatabaseRef, idempotent=missing_ok)
         except NotFound:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiotd._http import segment
-from aiotd.core._common import epoch_seconds, issue_once, new_domain_key, required
+from aiotd.core._common import (
+    db_segment,
+    epoch_seconds,
+    issue_once,
+    new_domain_key,
+    required,
+    table_segment,
+)
 from aiotd.models.core import IssuedJob
 
 if TYPE_CHECKING:
@@ -66,5 +72,5 @@ class Exports:
             "domain_key": domain_key if domain_key is not None else new_domain_key(),
             **extra,
         }
-        path = f"/v3/export/run/{segment(database)}/{segment(table)}"
+        path = f"/v3/export/run/{db_segment(database)}/{table_segment(table)}"
         return await issue_once(self._client, path, database=database, data=form)

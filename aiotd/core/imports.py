@@ -24,7 +24,7 @@ import anyio.to_thread
 import msgpack
 import msgspec
 
-from aiotd._http import segment
+from aiotd.core._common import db_segment, table_segment
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import TDError
 from aiotd.models.core import ImportResult
@@ -204,7 +204,7 @@ class Imports:
         A record that is not a dict, has no int ``time`` or cannot be packed raises
         TypeError/ValueError naming it; the parts before it are imported, none after.
         """
-        base = f"/v3/table/import_with_id/{segment(database)}/{segment(table)}"
+        base = f"/v3/table/import_with_id/{db_segment(database)}/{table_segment(table)}"
         if part_size < 1:
             raise ValueError("part_size must be >= 1")
         if concurrency < 1:

@@ -7,7 +7,7 @@ import builtins
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,8 +18,9 @@ from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
 from aiotd._polling import watch as _watch
+from aiotd.core._common import db_segment, issue_once, new_domain_key
 from aiotd.core.results_io import RESULT_FORMATS, RowDecoder
-from aiotd.errors import Conflict, DecodeError, JobFailed, TDError, TransportError
+from aiotd.errors import DecodeError, JobFailed, TDError, TransportError
 from aiotd.models.core import (
     Column,
     IssuedJob,
@@ -102,11 +103,13 @@ class _JobKind:
         return Listing(records, max(pages, estimated), lambda _id: False)
 
 
-def _file_target(path: str | os.PathLike[str]) -> Path:
+def _file_target(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """A file path whose directory exists (aiotd creates no directories of its own)."""
     target = Path(path)
     if target.is_dir():
         raise ValueError(f"{target} is a directory; give a file path")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     if not target.parent.is_dir():
         raise ValueError(f"directory {target.parent} does not exist")
     return target
@@ -146,7 +149,7 @@ class Jobs:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         if retry_limit is not None and retry_limit < 0:
             raise ValueError("retry_limit must be >= 0")
-        key = domain_key if domain_key is not None else f"aiotd-{uuid.uuid4()}"
+        key = domain_key if domain_key is not None else new_domain_key()
         form: dict[str, Any] = {
             "query": query,
             "priority": None if priority is None else parse_priority(priority),
@@ -156,13 +159,8 @@ class Jobs:
             "domain_key": key,
             **extra,
         }
-        path = f"/v3/job/issue/{engine}/{segment(database)}"
-        try:
-            return await self._client._call("POST", path, IssuedJob, data=form, idempotent=True)
-        except Conflict as exc:
-            if exc.conflicts_with is None:
-                raise
-            return IssuedJob(job_id=exc.conflicts_with, database=database, existing=True)
+        path = f"/v3/job/issue/{engine}/{db_segment(database)}"
+        return await issue_once(self._client, path, database=database, data=form)
 
     async def get(self, job_id: str | int) -> Job:
         """``job/show``: the full record, with ``debug.cmdout`` and ``debug.stderr``."""
@@ -287,13 +285,13 @@ class Jobs:
 
     async def as_completed(
         self, job_ids: Iterable[str | int], *, timeout: float | None = None
-    ) -> AsyncIterator[Job]:
+    ) -> AsyncGenerator[Job, None]:
         """Each job's full record as soon as it finishes, in finishing order."""
         async with aclosing(_as_completed(self.engine, job_ids, timeout=timeout)) as jobs:
             async for job in jobs:
                 yield job
 
-    async def watch(self, job_ids: Iterable[str | int]) -> AsyncIterator[JobEvent]:
+    async def watch(self, job_ids: Iterable[str | int]) -> AsyncGenerator[JobEvent, None]:
         """Every status change of the jobs, in order, until all are finished."""
         async with aclosing(_watch(self.engine, job_ids)) as changes:
             async for change in changes:
@@ -308,7 +306,7 @@ class Jobs:
         *,
         header: bool | None = None,
         chunk_size: int = 1 << 16,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The raw result bytes; a dropped connection resumes with ``Range`` + ``If-Range``.
 
         Resuming needs the server's ETag and a 206 answer (v3-api.md §3, §7.14); a 200 to a
@@ -349,7 +347,7 @@ class Jobs:
 
     async def rows(
         self, job_id: str | int, *, chunk_size: int = 1 << 16
-    ) -> AsyncIterator[builtins.list[Any]]:
+    ) -> AsyncGenerator[builtins.list[Any], None]:
         """Rows of a job's result, decoded from ``msgpack.gz`` as they arrive.
 
         Memory stays bounded by the chunk size whatever the size of the result.
@@ -374,17 +372,19 @@ class Jobs:
         header: bool = False,
         progress: Callable[[int, int | None], None] | None = None,
         chunk_size: int = 1 << 20,
+        overwrite: bool = False,
     ) -> Path:
         """Stream a finished job's result to ``path``, resuming if the connection drops.
 
         The file appears under its final name only when complete (written to a temporary
         name in the same directory, then renamed). For ``msgpack.gz`` the byte count is
         checked against the job's ``result_size``. ``progress(done, total)`` is called per
-        chunk (``total`` is None when TD does not say).
+        chunk (``total`` is None when TD does not say). An existing file is replaced only
+        with ``overwrite=True``.
         """
         if format not in RESULT_FORMATS:
             raise ValueError(f"format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
-        target = _file_target(path)
+        target = _file_target(path, overwrite=overwrite)
         job = await self.get(job_id)
         if not job.finished:
             raise TDError(f"job {job.job_id} has not finished (status {job.status})")
@@ -406,6 +406,8 @@ class Jobs:
                 raise DecodeError(
                     f"job {job.job_id} result has {done} bytes but TD says {expected}"
                 )
+            if not overwrite and target.exists():
+                raise FileExistsError(f"{target} appeared while downloading; not replaced")
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)

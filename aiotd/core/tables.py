@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aiotd._http import segment
+from aiotd.core._common import db_segment, table_segment
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict, DecodeError, NotFound
 from aiotd.models.core import Column, Table, TableList, TableRef, TableSwap
@@ -48,12 +48,12 @@ class Tables:
 
     async def list(self, database: str) -> builtins.list[Table]:
         """Every table of ``database`` (one response)."""
-        path = f"/v3/table/list/{segment(database)}"
+        path = f"/v3/table/list/{db_segment(database)}"
         return (await self._client._call("GET", path, TableList)).tables
 
     async def get(self, database: str, table: str) -> Table:
         """``table/show``: one table with its count, schema and settings."""
-        path = f"/v3/table/show/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/show/{db_segment(database)}/{table_segment(table)}"
         return await self._client._call("GET", path, Table)
 
     async def create(
@@ -70,7 +70,7 @@ class Tables:
         As with databases, only an ``exist_ok`` create is retried: the retry of an applied
         create answers 409.
         """
-        path = f"/v3/table/create/{segment(database)}/{segment(table)}/log"
+        path = f"/v3/table/create/{db_segment(database)}/{table_segment(table)}/log"
         form = {"include_v": include_v, **extra}
         try:
             return await self._client._call("POST", path, TableRef, data=form, idempotent=exist_ok)
@@ -81,7 +81,7 @@ class Tables:
 
     async def delete(self, database: str, table: str, *, missing_ok: bool = False) -> TableRef:
         """Delete a table; NotFound if it is missing, unless ``missing_ok`` (then retried)."""
-        path = f"/v3/table/delete/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/delete/{db_segment(database)}/{table_segment(table)}"
         try:
             return await self._client._call("POST", path, TableRef, idempotent=missing_ok)
         except NotFound:
@@ -91,7 +91,9 @@ class Tables:
 
     async def swap(self, database: str, table1: str, table2: str) -> TableSwap:
         """Exchange the contents of two tables; sent once (a repeated swap undoes it)."""
-        path = f"/v3/table/swap/{segment(database)}/{segment(table1)}/{segment(table2)}"
+        path = (
+            f"/v3/table/swap/{db_segment(database)}/{table_segment(table1)}/{table_segment(table2)}"
+        )
         return await self._client._call("POST", path, TableSwap)
 
     async def update_schema(
@@ -99,7 +101,7 @@ class Tables:
     ) -> TableRef:
         """Replace the table's schema; setting the same schema twice is harmless, so retried."""
         form = {"schema": schema_text(columns)}
-        path = f"/v3/table/update-schema/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/update-schema/{db_segment(database)}/{table_segment(table)}"
         return await self._client._call("POST", path, TableRef, data=form, idempotent=True)
 
     async def update(
@@ -117,7 +119,7 @@ class Tables:
         if expire_days is not None and expire_days < 0:
             raise ValueError("expire_days must be >= 0")
         form = {"expire_days": expire_days, "include_v": include_v, "detect_schema": detect_schema}
-        path = f"/v3/table/update/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/update/{db_segment(database)}/{table_segment(table)}"
         return await self._client._call("POST", path, TableRef, data=form, idempotent=True)
 
     async def change_database(self, database: str, table: str, destination: str) -> TableRef:
@@ -125,7 +127,7 @@ class Tables:
         if not destination:
             raise ValueError("destination database must not be empty")
         form = {"dest_database_name": destination}
-        path = f"/v3/table/change_database/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/change_database/{db_segment(database)}/{table_segment(table)}"
         return await self._client._call("POST", path, TableRef, data=form)
 
     async def tail(
@@ -137,7 +139,7 @@ class Tables:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count must be a positive int, not {count!r}")
-        path = f"/v3/table/tail/{segment(database)}/{segment(table)}"
+        path = f"/v3/table/tail/{db_segment(database)}/{table_segment(table)}"
         params = {"count": count, "format": "msgpack"}
         response = await self._client._request("GET", path, params=params)
         decoder = RowDecoder(gzip=False)

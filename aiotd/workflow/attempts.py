@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -388,13 +388,13 @@ class Attempts:
 
     async def as_completed(
         self, attempt_ids: Iterable[str | int], *, timeout: float | None = None
-    ) -> AsyncIterator[Attempt]:
+    ) -> AsyncGenerator[Attempt, None]:
         """Each attempt as soon as it is done, in finishing order."""
         async with aclosing(_as_completed(self.engine, attempt_ids, timeout=timeout)) as done:
             async for attempt in done:
                 yield attempt
 
-    async def watch(self, attempt_id: str | int) -> AsyncIterator[TaskEvent]:
+    async def watch(self, attempt_id: str | int) -> AsyncGenerator[TaskEvent, None]:
         """Every task's first sighting and state change, in order, until the attempt is done.
 
         Polls the attempt's tasks at intervals that grow while nothing changes and reset on a

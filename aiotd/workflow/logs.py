@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -139,7 +139,7 @@ class Logs:
         file: LogFileHandle | str,
         *,
         max_size: int = 1 << 30,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The lines of one log file (a handle from ``files`` or a file name), gunzipped as
         they arrive. A handle's ``direct`` URL is fetched without the API key; if storage
         refuses it (an expired link), the file is read through the API instead."""

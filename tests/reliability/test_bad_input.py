@@ -508,11 +508,6 @@ async def test_bad_arguments_fail_before_any_request(emu: Emulator, case: str) -
     assert emu.counters.total == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="database and table names are escaped into the path (a%2Fb) and sent; TD's names "
-    "are [a-z0-9_], so a '/' could be refused before any request",
-)
 @pytest.mark.parametrize("name", ["a/b", "../etc"])
 async def test_names_with_a_slash_fail_before_any_request(emu: Emulator, name: str) -> None:
     async with client_for(emu) as td:

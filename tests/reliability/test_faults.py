@@ -100,11 +100,6 @@ async def test_jobs_issued_through_faults_exist_once_and_are_reported_once(emu: 
     assert await settle_tasks(before) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the poll engine starts one task per due item per tick (anyio task group in "
-    "Engine._poll_many / Engine._confirm); only `concurrency` of them send requests at a time",
-)
 async def test_polling_many_jobs_keeps_tasks_near_the_concurrency(emu: Emulator) -> None:
     for i in range(150):
         emu.jobs.issue(

@@ -346,11 +346,6 @@ async def test_the_emulator_binds_loopback_and_refuses_requests_without_the_key(
 # -- files -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="td.jobs.download (aiotd/core/jobs.py) replaces an existing file at the target "
-    "with os.replace; there is no argument to ask for overwriting",
-)
 async def test_a_download_does_not_overwrite_an_existing_file(
     emu: Emulator, tmp_path: Path
 ) -> None:
