@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import gzip
 import json
 
@@ -307,3 +308,39 @@ async def test_rows_refuse_a_truncated_result(td: aiotd.Client, emu: Emulator) -
     with pytest.raises(errors.TransportError):
         async for _ in td.jobs.rows(job_id):
             pass
+
+
+async def test_engine_switches_from_listing_to_per_item_as_work_drains(
+    td: aiotd.Client, emu: Emulator
+) -> None:
+    await make_db(td, emu)
+    short = [
+        (await td.jobs.issue("-- emulator: running=0.2\nselect 1", database="testdb")).job_id
+        for _ in range(120)
+    ]
+    long = (await td.jobs.issue("-- emulator: running=2.5\nselect 1", database="testdb")).job_id
+    waiter = asyncio.create_task(td.jobs.wait_all([*short, long], timeout=30))
+    await td.jobs.wait_all(short, timeout=30)
+    listings_while_busy = td.jobs.engine.listings
+    status_before = td.stats.group("job/status").requests
+    await waiter
+    # many items: listing pays; one item left: per-item polls take over
+    assert listings_while_busy > 0
+    assert td.stats.group("job/status").requests > status_before
+    assert td.jobs.engine.listings - listings_while_busy <= 2
+
+
+async def test_booting_jobs_absent_from_listings_are_still_followed() -> None:
+    async with (
+        Emulator(queued_time=0.05, running_time=0.1, booting_time=0.4) as emu,
+        aiotd.Client(emu.apikey, endpoint=emu.url, poll=FAST_POLL, retry=FAST_RETRY) as td,
+    ):
+        await make_db(td, emu)
+        ids = [(await td.jobs.issue("select 1", database="testdb")).job_id for _ in range(80)]
+        statuses = collections.defaultdict(list)
+        async for event in td.jobs.watch(ids):
+            statuses[event.job_id].append(event.new_status)
+        assert td.jobs.engine.listings > 0
+    assert all(seq[-1] == "success" for seq in statuses.values())
+    assert len(statuses) == 80
+    assert any("booting" in seq for seq in statuses.values())
