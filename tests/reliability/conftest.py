@@ -81,12 +81,15 @@ def add_fault_mix(emu: Emulator, match: str = "/v3/", total: float = 0.2) -> lis
     return rules
 
 
+_SERVER_TASKS = ("RequestHandler.", "BaseSelectorEventLoop._accept_connection")
+
+
 def client_tasks() -> list[asyncio.Task[object]]:
-    """The tasks of this loop, less the in-process server's connection handlers."""
+    """The tasks of this loop, less the in-process server's accept and connection handlers."""
     return [
         task
         for task in asyncio.all_tasks()
-        if not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+        if not getattr(task.get_coro(), "__qualname__", "").startswith(_SERVER_TASKS)
     ]
 
 
