@@ -20,6 +20,8 @@ import psutil
 SEED_CONCURRENCY = 32
 #: A contender that takes longer than this is stopped and its case fails.
 CHILD_TIMEOUT = 900.0
+#: Longest protocol line (a watch run reports one time per watched job).
+STREAM_LIMIT = 64 << 20
 
 
 def log(message: str) -> None:
@@ -181,6 +183,7 @@ async def run_contender(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         env=env,
+        limit=STREAM_LIMIT,
     )
     assert proc.stdin is not None
     assert proc.stdout is not None

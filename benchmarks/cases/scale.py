@@ -97,6 +97,19 @@ async def run(ctx: Context) -> list[CaseResult]:
         chart="scale.png",
         quick=ctx.quick,
     )
+    first, last = f"{sizes[0]:,} jobs", f"{sizes[-1]:,} jobs"
+
+    def span(key: str, fmt: str) -> str:
+        return f"{fmt.format(case.median(first, key))} → {fmt.format(case.median(last, key))}"
+
+    case.notes.append(
+        f"From {sizes[0]:,} to {sizes[-1]:,} watched jobs: requests per job "
+        f"{span('requests_per_job', '{:.2f}')}, client CPU per job "
+        f"{span('cpu_ms_per_job', '{:.2f}')} ms, RSS growth per job "
+        f"{span('rss_growth_kb_per_job', '{:.1f}')} KB, detection p50 "
+        f"{span('latency_p50', '{:.2f}')} s (the emulator serves every final `job/show` from "
+        "one core, so the largest sizes queue there)."
+    )
     case.seconds = time.perf_counter() - started
     _chart(case, sizes, ctx.out_dir / "scale.png")
     return [case]
