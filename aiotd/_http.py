@@ -16,8 +16,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import backoff
@@ -71,9 +71,14 @@ def segment(value: object) -> str:
     return quote(text, safe="")
 
 
-def group_of(path: str) -> str:
-    """The statistics group of a path: ``/v3/job/status/1`` -> ``job/status``,
-    ``/api/attempts/5/tasks`` -> ``api/attempts``."""
+def group_of(url: str) -> str:
+    """The statistics group of a URL or path: ``/v3/job/status/1`` -> ``job/status``,
+    ``https://h/api/attempts/5/tasks`` -> ``api/attempts``."""
+    path = url
+    scheme = url.find("://")
+    if scheme >= 0:
+        slash = url.find("/", scheme + 3)
+        path = url[slash:] if slash >= 0 else "/"
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
     if not parts:
         return "/"
@@ -276,8 +281,7 @@ class Stats:
 # ---------------------------------------------------------------- responses
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """A complete answer: status, headers and the whole body."""
 
     status: int
@@ -495,8 +499,9 @@ class HTTP:
     ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
         session = self.session
         assert self._budget is not None
-        group = self.stats.group(group_of(urlsplit(url).path))
-        await self._wait_gate()
+        group = self.stats.group(group_of(url))
+        if self._paused_until:
+            await self._wait_gate()
         query = _query(params)
         target = url
         redirects = 0

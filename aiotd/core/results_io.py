@@ -39,26 +39,13 @@ class RowDecoder:
         self._member_open = False
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
         self._fed = 0
-        self.rows = 0
 
-    def _push(self, data: bytes) -> Iterator[list[Any]]:
-        try:
-            self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            raise DecodeError("a result row exceeds the row size limit") from None
-        self._fed += len(data)
-        try:
-            for row in self._unpacker:
-                self.rows += 1
-                yield row
-        except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
-            raise DecodeError(f"result is not a msgpack row stream: {exc}") from None
-
-    def feed(self, chunk: bytes) -> Iterator[list[Any]]:
-        """Rows completed by ``chunk`` (a generator: iterate it before the next feed)."""
+    def _pieces(self, chunk: bytes) -> Iterator[None]:
+        """Feed ``chunk`` to the unpacker, at most ``step`` decompressed bytes at a time."""
         if self._inflate is None:
             if chunk:
-                yield from self._push(chunk)
+                self._feed(chunk)
+                yield
             return
         data = chunk
         while data:
@@ -68,7 +55,8 @@ class RowDecoder:
             except zlib.error as exc:
                 raise DecodeError(f"result is not valid gzip: {exc}") from None
             if out:
-                yield from self._push(out)
+                self._feed(out)
+                yield
             if self._inflate.eof:
                 # another gzip member may follow: concatenated members are one stream
                 data = self._inflate.unused_data
@@ -76,6 +64,25 @@ class RowDecoder:
                 self._member_open = False
             else:
                 data = self._inflate.unconsumed_tail
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise DecodeError("a result row exceeds the row size limit") from None
+        self._fed += len(data)
+
+    def feed(self, chunk: bytes) -> Iterator[Any]:
+        """Rows completed by ``chunk`` (a generator: iterate it before the next feed).
+
+        Rows come straight off the unpacker, one at a time: no list of rows is built, so
+        memory stays flat and the garbage collector has nothing to walk.
+        """
+        for _ in self._pieces(chunk):
+            try:
+                yield from self._unpacker
+            except (msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+                raise DecodeError(f"result is not a msgpack row stream: {exc}") from None
 
     def close(self) -> None:
         """Check that the stream ended cleanly: no cut gzip member, no half row."""
