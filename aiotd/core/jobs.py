@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aiotd._http import segment
 from aiotd._paging import Pager, offset_pager
@@ -27,6 +27,7 @@ from aiotd.models.core import (
     Job,
     JobList,
     JobStatus,
+    JobStatusList,
     KilledJob,
     parse_priority,
 )
@@ -38,6 +39,7 @@ __all__ = ["ENGINES", "JobEvent", "Jobs"]
 
 #: Query engines ``issue`` accepts (v3-api.md §1.6; pig and impala are gone from TD).
 ENGINES = ("presto", "trino", "hive")
+_Page = TypeVar("_Page", JobList, JobStatusList)
 _LIST_STATUSES = ("queued", "running", "success", "error")
 
 
@@ -84,7 +86,9 @@ class _JobKind:
             offset = 0
             total = 0
             while pages < page_budget:
-                page = await self._jobs._page(offset, offset + self._page_size - 1, status=status)
+                page = await self._jobs._page(
+                    JobStatusList, offset, offset + self._page_size - 1, status=status
+                )
                 pages += 1
                 total = page.count
                 for job in page.jobs:
@@ -189,6 +193,7 @@ class Jobs:
 
     async def _page(
         self,
+        shape: type[_Page],
         from_: int,
         to: int,
         *,
@@ -196,7 +201,8 @@ class Jobs:
         from_id: str | int | None = None,
         to_id: str | int | None = None,
         slower_than: float | None = None,
-    ) -> JobList:
+    ) -> _Page:
+        """One ``job/list`` page, decoded into ``shape`` (full jobs, or light statuses)."""
         params = {
             "from": from_,
             "to": to,
@@ -205,7 +211,7 @@ class Jobs:
             "to_id": to_id,
             "slower_than": slower_than,
         }
-        return await self._client._call("GET", "/v3/job/list", JobList, params=params)
+        return await self._client._call("GET", "/v3/job/list", shape, params=params)
 
     def list(
         self,
@@ -223,6 +229,7 @@ class Jobs:
 
         async def fetch(from_: int, to: int) -> builtins.list[Job]:
             page = await self._page(
+                JobList,
                 from_,
                 to,
                 status=status,

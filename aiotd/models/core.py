@@ -417,6 +417,14 @@ class JobStatus(_JobState, frozen=True, kw_only=True):
     end_at_dt = parsed_time("end_at")
 
 
+class JobStatusList(Model, frozen=True, kw_only=True):
+    """``GET /v3/job/list`` read as light ``JobStatus`` records: what a listing of unfinished
+    work needs, without decoding every job's query and result settings."""
+
+    count: int = 0
+    jobs: list[JobStatus] = msgspec.field(default_factory=list)
+
+
 class IssuedJob(Model, frozen=True, kw_only=True):
     """A job TD created: job issue, bulkload issue, export run, result export, bulk load run.
 
