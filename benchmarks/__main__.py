@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,23 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _revision() -> str:
+    """The checked-out commit, ``+dirty`` when aiotd/ has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            )
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", "aiotd") else "")
+
+
 def _load(raw: Path) -> dict[str, list[CaseResult]]:
     if not raw.exists():
         return {}
@@ -65,6 +83,7 @@ async def _main(args: argparse.Namespace, out_dir: Path) -> int:
     selected = args.cases or list(NAMES)
     info = machine()
     info["argv"] = ["python", "-m", "benchmarks", *sys.argv[1:]]
+    info["revision"] = _revision()
     raw = out_dir / "raw.json"
     done = _load(raw)
     started = time.perf_counter()
@@ -88,6 +107,9 @@ async def _main(args: argparse.Namespace, out_dir: Path) -> int:
             encoding="utf-8",
         )
     elapsed = {"this run": time.perf_counter() - started}
+    end_revision = _revision()
+    if end_revision != info["revision"]:
+        info["revision"] += f", then {end_revision} by the end (aiotd changed during the run)"
     ordered = [case for name in NAMES for case in done.get(name, [])]
     target = write(out_dir, ordered, info, INTRO, elapsed)
     log(f"wrote {target} in {elapsed['this run']:.0f} s")

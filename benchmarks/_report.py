@@ -222,7 +222,7 @@ def results_markdown(
         "",
         f"- Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB RAM, "
         f"{info['os']}; load average at start {info['load_at_start']}",
-        f"- Date: {info['date']}",
+        f"- Date: {info['date']}; aiotd at {info.get('revision', 'unknown')}",
         f"- Python: {info['python']}",
         f"- Packages: {versions}",
         f"- Command: `{' '.join(info.get('argv', []))}`; "
