@@ -10,9 +10,10 @@ changes. The engine learns states the cheaper of two ways:
   newest first), which refreshes every watched item at once; a watched item missing from
   the listing has probably finished and is confirmed with one request.
 
-It lists when the last listing's cost (pages) is below what per-item polling of the watched
-items costs over the same period, and lists no more often than that per-item rate would
-poll. A finished item costs one more request, its full record, fanned out to every waiter.
+It lists when the last listing took fewer pages than there are watched items, and no more
+often than per-item polling of those items would send requests, so a listing never costs
+more than the polls it replaces and notices changes sooner. A finished item costs one more
+request, its full record, fanned out to every waiter.
 Poll failures never end a wait: the HTTP layer retries, then the engine backs off and tries
 again. Only a caller's deadline ends a wait; an item that does not exist fails its own
 waiters with ``NotFound``. There is no task per watched item: one runner task per engine.
@@ -312,10 +313,16 @@ class Engine(Generic[R]):
     # -- the runner
 
     def _listing_pays(self) -> bool:
-        """List when one listing costs less than per-item polling over the same period."""
+        """List when a listing takes fewer pages than there are watched items.
+
+        Listings are spaced so that they send no more requests than per-item polling would
+        (``_listing_period``); one listing then refreshes every item, where each item's own
+        poll would come only after its own, growing interval. So at equal cost a listing
+        notices sooner whenever it takes fewer pages than there are items.
+        """
         if not self._listing_ok or not self._entries:
             return False
-        return self._listing_pages / self.settings.min_interval <= self._rate
+        return self._listing_pages < len(self._entries)
 
     def _listing_period(self) -> float:
         rate = max(self._rate, 1e-9)
