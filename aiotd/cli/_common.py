@@ -7,12 +7,11 @@ import configparser
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import msgspec
@@ -24,27 +23,12 @@ __all__ = [
     "Output",
     "UsageError",
     "add_common_options",
-    "closing",
     "make_client",
     "plain",
     "read_td_conf",
     "resolve_settings",
     "rich_available",
 ]
-
-
-T = TypeVar("T")
-
-
-@asynccontextmanager
-async def closing(items: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """Close an async generator when the block ends, even when left early."""
-    try:
-        yield items
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 class UsageError(Exception):

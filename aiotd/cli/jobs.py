@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -14,7 +15,6 @@ from aiotd.cli._common import (
     Output,
     UsageError,
     add_common_options,
-    closing,
     duration,
     make_client,
     now,
@@ -154,7 +154,7 @@ async def wait_jobs(args: argparse.Namespace, out: Output) -> int:
     statuses: list[str] = []
     async with make_client(args) as td:
         done = td.jobs.as_completed(args.job_ids, timeout=args.timeout)
-        async with closing(done) as finished:
+        async with aclosing(done) as finished:
             async for job in finished:
                 statuses.append(job.status)
                 out.record(job)
@@ -262,7 +262,7 @@ async def watch_jobs(args: argparse.Namespace, out: Output) -> int:
             live.start()
         try:
             with anyio.fail_after(args.timeout):
-                async with closing(td.jobs.watch(ids)) as events:
+                async with aclosing(td.jobs.watch(ids)) as events:
                     async for event in events:
                         board.update(event.job_id, event.new_status, event.job)
                         out.record(

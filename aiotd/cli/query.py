@@ -6,13 +6,13 @@ import argparse
 import csv
 import json
 import sys
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from aiotd.cli._common import Output, UsageError, add_common_options, closing, make_client
+from aiotd.cli._common import Output, UsageError, add_common_options, make_client
 from aiotd.core.jobs import ENGINES
 from aiotd.errors import WaitTimeout
 from aiotd.models.core import Job, JobStatus
@@ -98,7 +98,7 @@ async def run_query(args: argparse.Namespace, out: Output) -> int:
             return await _download(td, job, args, out)
         fmt = "json" if args.json and not args.format else (args.format or "csv")
         if fmt == "json":
-            async with closing(td.jobs.rows(job.job_id)) as rows:
+            async with aclosing(td.jobs.rows(job.job_id)) as rows:
                 async for row in rows:
                     out.stream.write(json.dumps(row, default=str) + "\n")
         else:
@@ -108,7 +108,7 @@ async def run_query(args: argparse.Namespace, out: Output) -> int:
             columns = job.result_columns
             if columns:
                 writer.writerow([c.name for c in columns])
-            async with closing(td.jobs.rows(job.job_id)) as rows:
+            async with aclosing(td.jobs.rows(job.job_id)) as rows:
                 async for row in rows:
                     writer.writerow([_cell(v) for v in row])
         out.stream.flush()
@@ -121,7 +121,7 @@ async def _wait(td: Any, job_id: str, timeout: float | None, out: Output) -> Job
     last: Job | JobStatus | None = None
     try:
         with spinner or nullcontext(), anyio.fail_after(timeout):
-            async with closing(td.jobs.watch([job_id])) as events:
+            async with aclosing(td.jobs.watch([job_id])) as events:
                 async for event in events:
                     last = event.job
                     if spinner is not None:

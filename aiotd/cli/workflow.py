@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from aiotd.cli._common import (
     Output,
     UsageError,
     add_common_options,
-    closing,
     duration,
     make_client,
     now,
@@ -220,7 +219,7 @@ async def watch(args: argparse.Namespace, out: Output) -> int:
             live.start()
         try:
             with anyio.fail_after(args.timeout):
-                async with closing(td.workflow.attempts.watch(args.attempt_id)) as events:
+                async with aclosing(td.workflow.attempts.watch(args.attempt_id)) as events:
                     async for event in events:
                         tree.update(event.task)
                         out.record(
@@ -258,7 +257,7 @@ async def logs(args: argparse.Namespace, out: Output) -> int:
         for handle in files:
             out.line(f"== {handle.task_name} ({handle.file_name})")
             lines = td.workflow.logs.read(args.attempt_id, handle)
-            async with closing(lines) as stream:
+            async with aclosing(lines) as stream:
                 async for line in stream:
                     if out.json:
                         out.record(

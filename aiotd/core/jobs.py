@@ -287,7 +287,7 @@ class Jobs:
         for job_id in job_ids:
             try:
                 await self.kill(job_id)
-            except Exception:
+            except TDError:  # best effort: the waiter is being cancelled
                 continue
 
     async def as_completed(

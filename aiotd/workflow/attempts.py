@@ -18,7 +18,7 @@ from aiotd._paging import Pager
 from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
-from aiotd.errors import AttemptFailed, Conflict, DecodeError
+from aiotd.errors import AttemptFailed, Conflict, DecodeError, TDError
 from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList
 from aiotd.workflow._common import session_time as _session_time
 from aiotd.workflow.sessions import attempt_pager
@@ -383,7 +383,7 @@ class Attempts:
         for attempt_id in attempt_ids:
             try:
                 await self.kill(attempt_id)
-            except Exception:
+            except TDError:  # best effort: the waiter is being cancelled
                 continue
 
     async def as_completed(
