@@ -71,6 +71,9 @@ def zone(name: str) -> tzinfo:
         raise DigError(f"Unknown timezone: {name}") from exc
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def parse_instant(text: str, *, local_tz: tzinfo | None = None) -> float:
     """Epoch seconds of an ISO date-time with ``Z`` or an offset.
 
@@ -81,6 +84,8 @@ def parse_instant(text: str, *, local_tz: tzinfo | None = None) -> float:
     has_offset = _OFFSET.search(value) is not None and "T" in value
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
+    # Python 3.10's fromisoformat reads only 3 or 6 fraction digits: pad or cut to 6
+    value = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
