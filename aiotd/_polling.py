@@ -509,9 +509,13 @@ async def wait_all(
     ids: Iterable[str | int],
     *,
     timeout: float | None,
-    on_cancel: Callable[[list[str]], Awaitable[None]] | None = None,
+    on_cancel: Callable[[str], Awaitable[object]] | None = None,
 ) -> list[Any]:
-    """Final records of ``ids`` in the same order; WaitTimeout carries the last states."""
+    """Final records of ``ids`` in the same order; WaitTimeout carries the last states.
+
+    When the wait is cancelled, ``on_cancel(id)`` runs (shielded, best effort: TD errors are
+    ignored) for each item not finished, e.g. to kill it.
+    """
     _check_timeout(timeout)
     keys = _ids(ids)
     unique = list(dict.fromkeys(keys))
@@ -536,9 +540,12 @@ async def wait_all(
     except asyncio.CancelledError:
         if on_cancel is not None:
             pending = [k for k, f in zip(unique, futures, strict=True) if not f.done()]
-            if pending:
-                with anyio.CancelScope(shield=True):
-                    await on_cancel(pending)
+            with anyio.CancelScope(shield=True):
+                for item_id in pending:
+                    try:
+                        await on_cancel(item_id)
+                    except TDError:
+                        continue
         raise
     finally:
         engine.remove(unique, waiter)

@@ -273,7 +273,7 @@ class Jobs:
         ``raise_on_failure`` raises the first ``JobFailed``. With ``kill_on_cancel``, the
         jobs still running are killed when this wait is cancelled.
         """
-        on_cancel = self._kill_many if kill_on_cancel else None
+        on_cancel = self.kill if kill_on_cancel else None
         jobs: builtins.list[Job] = await _wait_all(
             self.engine, job_ids, timeout=timeout, on_cancel=on_cancel
         )
@@ -282,13 +282,6 @@ class Jobs:
                 if job.failed:
                     raise JobFailed(job)
         return jobs
-
-    async def _kill_many(self, job_ids: builtins.list[str]) -> None:
-        for job_id in job_ids:
-            try:
-                await self.kill(job_id)
-            except TDError:  # best effort: the waiter is being cancelled
-                continue
 
     async def as_completed(
         self, job_ids: Iterable[str | int], *, timeout: float | None = None

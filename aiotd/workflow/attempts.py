@@ -18,7 +18,7 @@ from aiotd._paging import Pager
 from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
-from aiotd.errors import AttemptFailed, Conflict, DecodeError, TDError
+from aiotd.errors import AttemptFailed, Conflict, DecodeError
 from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList
 from aiotd.workflow._common import session_time as _session_time
 from aiotd.workflow.sessions import attempt_pager
@@ -370,7 +370,7 @@ class Attempts:
         ``raise_on_failure`` raises ``AttemptFailed`` for the first one that failed; with
         ``kill_on_cancel`` the attempts still running are killed when this wait is cancelled.
         """
-        on_cancel = self._kill_many if kill_on_cancel else None
+        on_cancel = self.kill if kill_on_cancel else None
         attempts: builtins.list[Attempt] = await _wait_all(
             self.engine, attempt_ids, timeout=timeout, on_cancel=on_cancel
         )
@@ -378,13 +378,6 @@ class Attempts:
             for attempt in attempts:
                 await self.raise_for_status(attempt)
         return attempts
-
-    async def _kill_many(self, attempt_ids: builtins.list[str]) -> None:
-        for attempt_id in attempt_ids:
-            try:
-                await self.kill(attempt_id)
-            except TDError:  # best effort: the waiter is being cancelled
-                continue
 
     async def as_completed(
         self, attempt_ids: Iterable[str | int], *, timeout: float | None = None
