@@ -4,6 +4,7 @@
 faults, ``emu.counters`` counts requests per route. See docs/emulator.md.
 """
 
+from aiotd.testing._common import ListingCount
 from aiotd.testing._emulator import PUBLIC_PATHS, Emulator
 from aiotd.testing._faults import FAULT_KINDS, Counters, Fault, Faults
 from aiotd.testing._jobs import Job, JobStore
@@ -19,5 +20,6 @@ __all__ = [
     "Job",
     "JobControl",
     "JobStore",
+    "ListingCount",
     "parse_control",
 ]

@@ -19,19 +19,22 @@ import msgpack
 from aiohttp import web
 
 from aiotd.testing._common import (
+    LISTING_COUNTS,
     APIError,
+    ListingCount,
     bool_param,
     form_params,
     int_param,
     iso_z,
     json_response,
+    listing_count,
     td_time,
 )
 from aiotd.testing._jobs import QUERY_TYPES, STATUSES, SUCCESS, JobStore
 from aiotd.testing._results import FORMATS, serve
 from aiotd.testing._store import Store
 
-__all__ = ["TRUNCATE", "Core", "new_apikey"]
+__all__ = ["TRUNCATE", "Core", "check_listing", "new_apikey"]
 
 #: Set by the fault middleware while a handler runs whose streamed answer must be truncated.
 TRUNCATE: ContextVar[bool] = ContextVar("aiotd_emulator_truncate", default=False)
@@ -190,6 +193,14 @@ def next_cron_time(cron: str, after: float) -> float | None:
     return None
 
 
+def check_listing(count: str, page_cap: int | None) -> None:
+    """Reject a ``count`` meaning or page cap the listings cannot serve."""
+    if count not in LISTING_COUNTS:
+        raise ValueError(f"job_list_count must be one of {LISTING_COUNTS}, not {count!r}")
+    if page_cap is not None and page_cap < 1:
+        raise ValueError(f"job_list_page_cap must be at least 1, not {page_cap}")
+
+
 @dataclass
 class User:
     """An account user with its API keys."""
@@ -225,9 +236,26 @@ class User:
 
 
 class Core:
-    """State and handlers of the v3 API. ``keys`` is the set the auth middleware accepts."""
+    """State and handlers of the v3 API. ``keys`` is the set the auth middleware accepts.
 
-    def __init__(self, store: Store, jobs: JobStore, apikey: str, directory: Path) -> None:
+    ``job_list_count`` (what ``count`` means in ``job/list`` and ``schedule/history``) and
+    ``job_list_page_cap`` (most items per page whatever ``to`` asks; None honours ``to``) may be
+    changed at any time.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobStore,
+        apikey: str,
+        directory: Path,
+        *,
+        job_list_count: ListingCount = "page",
+        job_list_page_cap: int | None = None,
+    ) -> None:
+        check_listing(job_list_count, job_list_page_cap)
+        self.job_list_count: ListingCount = job_list_count
+        self.job_list_page_cap = job_list_page_cap
         self.store = store
         self.jobs = jobs
         self.directory = directory
@@ -521,20 +549,27 @@ class Core:
         start = int_param(params, "from")
         end = int_param(params, "to")
         skip = start if start is not None and start > 0 else 0
-        last = end if end is not None else skip + 19
+        # ``to`` is inclusive (v3-api §7.7); the server default is 20 jobs.
+        span = (end if end is not None else skip + 19) - skip + 1
         slower = q.get("slower_than")
         total, jobs = self.jobs.page(
             status=status,
             skip=skip,
-            limit=last - skip + 1,
+            limit=self._capped(span),
             from_id=int_param(params, "from_id"),
             to_id=int_param(params, "to_id"),
             slower_than=float(slower) if slower else None,
         )
         now = time.time()
+        count = listing_count(self.job_list_count, len(jobs), span, total)
         return json_response(
-            {"count": total, "from": start, "to": end, "jobs": [j.to_json(now) for j in jobs]}
+            {"count": count, "from": start, "to": end, "jobs": [j.to_json(now) for j in jobs]}
         )
+
+    def _capped(self, span: int) -> int:
+        """How many items a listing page holds when ``span`` are asked for."""
+        cap = self.job_list_page_cap
+        return min(span, cap) if cap is not None else span
 
     async def job_show(self, request: web.Request) -> web.Response:
         job = self.jobs.get(request.match_info["job_id"])
@@ -808,7 +843,9 @@ class Core:
         params = dict(request.query)
         start = int_param(params, "from", 0) or 0
         end = int_param(params, "to", start + 20) or 0
-        ids = sched.history[::-1][start:end]
+        # ``to`` is exclusive here (v3-api §7.7), newest first like job/list.
+        span = end - start
+        ids = sched.history[::-1][start : start + self._capped(max(span, 0))]
         now = time.time()
         self.jobs.advance(now)
         history = []
@@ -818,7 +855,12 @@ class Core:
             item["scheduled_at"] = td_time(job.scheduled_at) or ""
             history.append(item)
         return json_response(
-            {"history": history, "count": len(sched.history), "from": start, "to": end}
+            {
+                "history": history,
+                "count": listing_count(self.job_list_count, len(ids), span, len(sched.history)),
+                "from": start,
+                "to": end,
+            }
         )
 
     async def schedule_run(self, request: web.Request) -> web.Response:

@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import UrlDispatcher, UrlMappingMatchInfo
 
 from aiotd._version import __version__
-from aiotd.testing._common import APIError, json_response, td_error
-from aiotd.testing._core import TRUNCATE, Core, new_apikey
+from aiotd.testing._common import APIError, ListingCount, json_response, td_error
+from aiotd.testing._core import TRUNCATE, Core, check_listing, new_apikey
 from aiotd.testing._faults import Counters, Fault, Faults
 from aiotd.testing._jobs import JobStore
 from aiotd.testing._store import Store
@@ -71,8 +71,12 @@ class Emulator:
 
     Options: ``apikey`` (default: a fresh ``1/<40 hex>``), ``host``/``port`` (0 = any free
     port), ``queued_time``/``running_time``/``booting_time`` (seconds each job spends in those
-    states unless its query's ``-- emulator:`` comment says otherwise), ``fault_seed`` (makes
-    fault rates reproducible), ``workflow`` (add the Workflow API when its module exists) and
+    states unless its query's ``-- emulator:`` comment says otherwise), ``job_list_count``
+    (what ``count`` means in ``job/list`` and ``schedule/history``: ``"page"``, the page's
+    length; ``"span"``, the items asked for; ``"total"``, the matching items) and
+    ``job_list_page_cap`` (most items per page whatever ``to`` asks; None honours ``to``), both
+    also on ``emu.core`` to change at run time, ``fault_seed`` (makes fault rates
+    reproducible), ``workflow`` (add the Workflow API when its module exists) and
     ``workflow_options`` (passed to it). Also usable from sync code: ``with Emulator() as emu:``
     runs it on a background thread.
     """
@@ -86,6 +90,8 @@ class Emulator:
         queued_time: float = 0.1,
         running_time: float = 0.3,
         booting_time: float = 0.0,
+        job_list_count: ListingCount = "page",
+        job_list_page_cap: int | None = None,
         fault_seed: int | None = 0,
         workflow: bool = True,
         workflow_options: dict[str, Any] | None = None,
@@ -96,6 +102,8 @@ class Emulator:
         self.faults = Faults(fault_seed)
         self.counters = Counters()
         self._timing = (queued_time, running_time, booting_time)
+        check_listing(job_list_count, job_list_page_cap)
+        self._listing: tuple[ListingCount, int | None] = (job_list_count, job_list_page_cap)
         self._want_workflow = workflow
         self._workflow_options = dict(workflow_options or {})
         self.workflow: Any = None
@@ -153,7 +161,15 @@ class Emulator:
         jobs = JobStore(
             store, self._dir, queued_time=queued, running_time=running, booting_time=booting
         )
-        self._core = Core(store, jobs, self.apikey, self._dir)
+        count, page_cap = self._listing
+        self._core = Core(
+            store,
+            jobs,
+            self.apikey,
+            self._dir,
+            job_list_count=count,
+            job_list_page_cap=page_cap,
+        )
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 31)
         app._router = _Router()  # see _Router: the public ``router=`` argument is deprecated
         app[EMULATOR_KEY] = self

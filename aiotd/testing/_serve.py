@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 
+from aiotd.testing._common import LISTING_COUNTS
 from aiotd.testing._emulator import Emulator
 
 __all__ = ["build_parser", "main"]
@@ -29,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--booting-time", type=float, default=0.0, help="seconds a job shows 'booting' (0)"
     )
+    parser.add_argument(
+        "--job-list-count",
+        choices=LISTING_COUNTS,
+        default="page",
+        help="what job/list's count reports: the page's length, the span asked, or the total",
+    )
+    parser.add_argument(
+        "--job-list-page-cap", type=int, default=None, help="most jobs per listing page"
+    )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed for fault rates")
     parser.add_argument("--no-workflow", action="store_true", help="do not serve the Workflow API")
     parser.add_argument(
@@ -45,6 +55,8 @@ async def _serve(args: argparse.Namespace) -> None:
         queued_time=args.queued_time,
         running_time=args.running_time,
         booting_time=args.booting_time,
+        job_list_count=args.job_list_count,
+        job_list_page_cap=args.job_list_page_cap,
         fault_seed=args.fault_seed,
         workflow=not args.no_workflow,
     )

@@ -9,10 +9,11 @@ import json
 import re
 import time
 
+import aiohttp
 import msgpack
 import pytest
 
-from aiotd.testing import Emulator
+from aiotd.testing import Emulator, ListingCount
 from tests.emulator._core_support import Api, api, emu, loaded
 
 __all__ = ["api", "emu", "loaded"]
@@ -207,7 +208,7 @@ async def test_job_list_paging_and_filters(loaded: Api) -> None:
     slow = await loaded.issue("-- emulator: queued=30\nSELECT 1")
     await asyncio.sleep(0.05)
     page = await loaded.ok("GET", "/v3/job/list", params={"from": "0", "to": "2"})
-    assert page["count"] == 6
+    assert page["count"] == 3
     assert [j["job_id"] for j in page["jobs"]] == [slow, ids[4], ids[3]]
     assert set(page["jobs"][0]) == JOB_KEYS
     assert (page["from"], page["to"]) == (0, 2)
@@ -216,7 +217,7 @@ async def test_job_list_paging_and_filters(loaded: Api) -> None:
     page = await loaded.ok("GET", "/v3/job/list", params={"status": "queued"})
     assert (page["count"], [j["job_id"] for j in page["jobs"]]) == (1, [slow])
     page = await loaded.ok("GET", "/v3/job/list", params={"status": "success"})
-    assert page["count"] == 5
+    assert (page["count"], len(page["jobs"])) == (5, 5)
     page = await loaded.ok(
         "GET", "/v3/job/list", params={"from_id": ids[1], "to_id": ids[3], "status": "success"}
     )
@@ -224,6 +225,54 @@ async def test_job_list_paging_and_filters(loaded: Api) -> None:
     page = await loaded.ok("GET", "/v3/job/list")
     assert (page["from"], page["to"]) == (None, None)
     assert (await loaded.get("/v3/job/list", params={"status": "bogus"}))[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("meaning", "cap", "want"),
+    [
+        # 12 jobs; the page asked is from=2 to=9 (8 jobs, ``to`` inclusive).
+        ("page", None, (8, 8)),
+        ("span", None, (8, 8)),
+        ("total", None, (12, 8)),
+        ("page", 5, (5, 5)),
+        ("span", 5, (8, 5)),
+        ("total", 5, (12, 5)),
+    ],
+)
+async def test_job_list_count_meanings_and_page_cap(
+    meaning: ListingCount, cap: int | None, want: tuple[int, int]
+) -> None:
+    async with Emulator(job_list_count=meaning, job_list_page_cap=cap) as emu:
+        ids = [emu.jobs.issue(job_type="presto", database="d", query="q").id for _ in range(12)]
+        async with aiohttp.ClientSession() as session:
+            api = Api(emu, session)
+            page = await api.ok("GET", "/v3/job/list", params={"from": "2", "to": "9"})
+    assert (page["count"], len(page["jobs"])) == want
+    newest_first = [str(i) for i in reversed(ids)]
+    assert [j["job_id"] for j in page["jobs"]] == newest_first[2 : 2 + want[1]]
+
+
+async def test_job_list_count_and_cap_change_at_run_time(emu: Emulator, loaded: Api) -> None:
+    for _ in range(30):
+        emu.jobs.issue(job_type="presto", database="db1", query="SELECT 1")
+    page = await loaded.ok("GET", "/v3/job/list")
+    assert (page["count"], len(page["jobs"]), page["from"], page["to"]) == (20, 20, None, None)
+    emu.core.job_list_page_cap = 7
+    page = await loaded.ok("GET", "/v3/job/list", params={"from": "0", "to": "99"})
+    assert (page["count"], len(page["jobs"])) == (7, 7)
+    emu.core.job_list_count = "span"
+    page = await loaded.ok("GET", "/v3/job/list", params={"from": "0", "to": "99"})
+    assert (page["count"], len(page["jobs"])) == (100, 7)
+    emu.core.job_list_count = "total"
+    page = await loaded.ok("GET", "/v3/job/list", params={"from": "25", "to": "99"})
+    assert (page["count"], len(page["jobs"])) == (30, 5)
+
+
+def test_job_list_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="job_list_count"):
+        Emulator(job_list_count="all")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="job_list_page_cap"):
+        Emulator(job_list_page_cap=0)
 
 
 async def test_slower_than(emu: Emulator, loaded: Api) -> None:
@@ -280,6 +329,7 @@ async def test_many_jobs_list_and_counts(emu: Emulator, loaded: Api, count: int)
             now=now,
             rows=0,
         )
+    emu.core.job_list_count = "total"
     page = await loaded.ok("GET", "/v3/job/list", params={"status": "queued", "to": "99"})
     assert page["count"] == count // 2
     assert len(page["jobs"]) == 100

@@ -12,8 +12,9 @@ import urllib.request
 
 import aiohttp
 import msgpack
+import pytest
 
-from aiotd.testing import Emulator
+from aiotd.testing import Emulator, ListingCount
 from aiotd.testing.pytest_plugin import td_emulator, td_emulator_options, td_emulator_thread
 from tests.emulator._core_support import Api, api, emu, loaded, msgpack_gz
 
@@ -85,6 +86,31 @@ async def test_schedules(loaded: Api) -> None:
     deleted = await loaded.ok("POST", "/v3/schedule/delete/daily_one", data={})
     assert deleted["name"] == "daily_one"
     assert (await loaded.post("/v3/schedule/delete/daily_one"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("meaning", "cap", "want"),
+    [
+        # 6 runs; the page asked is from=1 to=5 (4 runs, ``to`` exclusive).
+        ("page", None, (4, 4)),
+        ("span", None, (4, 4)),
+        ("total", None, (6, 4)),
+        ("page", 3, (3, 3)),
+        ("span", 3, (4, 3)),
+        ("total", 3, (6, 3)),
+    ],
+)
+async def test_schedule_history_count_meanings_and_page_cap(
+    emu: Emulator, loaded: Api, meaning: ListingCount, cap: int | None, want: tuple[int, int]
+) -> None:
+    form = {"type": "presto", "query": "SELECT 1", "database": "db1", "cron": "0 * * * *"}
+    await loaded.ok("POST", "/v3/schedule/create/hourly", data=form)
+    run = await loaded.ok("POST", "/v3/schedule/run/hourly/1700000000", data={"num": "6"})
+    emu.core.job_list_count, emu.core.job_list_page_cap = meaning, cap
+    page = await loaded.ok("GET", "/v3/schedule/history/hourly", params={"from": "1", "to": "5"})
+    assert (page["count"], len(page["history"])) == want
+    newest_first = [str(j["job_id"]) for j in reversed(run["jobs"])]
+    assert [j["job_id"] for j in page["history"]] == newest_first[1 : 1 + want[1]]
 
 
 async def test_saved_results(api: Api) -> None:
