@@ -8,6 +8,7 @@
         Unprocessable 422, RateLimited 429, ServerError 5xx
       TransportError                                 could not talk: connect, reset, timeout
       DecodeError                                    the body is not the expected shape
+      ArchiveError(member)                           a project archive cannot be built or is refused
       WaitTimeout(last)                              a wait's deadline passed
       JobFailed(job) / AttemptFailed(attempt, failed_tasks)
 
@@ -20,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "APIError",
+    "ArchiveError",
     "AttemptFailed",
     "AuthError",
     "BadRequest",
@@ -164,6 +166,20 @@ class DecodeError(TDError):
         if self.snippet:
             text += f"; body starts: {self.snippet!r}"
         return text
+
+
+class ArchiveError(TDError):
+    """A project archive cannot be built, is over a limit, or has a member that is refused.
+
+    ``member`` names the archive entry (or project file) at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        self.member = member
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0],), {"member": self.member})
 
 
 class WaitTimeout(TDError):

@@ -18,9 +18,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from aiotd.errors import TDError
+from aiotd.errors import ArchiveError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -56,20 +56,6 @@ _EXTENDED_TYPES = frozenset(
         tarfile.SOLARIS_XHDTYPE,
     }
 )
-
-
-class ArchiveError(TDError):
-    """A project archive cannot be built, is over a limit, or has a member that is refused.
-
-    ``member`` names the archive entry (or project file) at fault, when there is one.
-    """
-
-    def __init__(self, message: str, *, member: str | None = None) -> None:
-        self.member = member
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0],), {"member": self.member})
 
 
 def _refused(member: str, reason: str) -> ArchiveError:
