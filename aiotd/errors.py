@@ -6,9 +6,11 @@
       APIError(status, message, body, method, url)   TD answered, but not with success
         BadRequest 400, AuthError 401, Forbidden 403, NotFound 404, Conflict 409,
         Unprocessable 422, RateLimited 429, ServerError 5xx
-      TransportError                                 could not talk: connect, reset, timeout
+      TransportError(method, url)                    could not talk: connect, reset, timeout
       DecodeError                                    the body is not the expected shape
+        ResponseTooLarge(limit)                      the answer exceeds max_response_size
       ArchiveError(member)                           a project archive cannot be built or is refused
+      ClientClosed                                   work cut off by close() of the client
       WaitTimeout(last)                              a wait's deadline passed
       JobFailed(job) / AttemptFailed(attempt, failed_tasks)
 
@@ -25,12 +27,14 @@ __all__ = [
     "AttemptFailed",
     "AuthError",
     "BadRequest",
+    "ClientClosed",
     "Conflict",
     "DecodeError",
     "Forbidden",
     "JobFailed",
     "NotFound",
     "RateLimited",
+    "ResponseTooLarge",
     "ServerError",
     "TDError",
     "TransportError",
@@ -145,7 +149,22 @@ class ServerError(APIError):
 
 
 class TransportError(TDError):
-    """The request could not be completed: connection refused or reset, timeout, cut body."""
+    """The request could not be completed: connection refused or reset, timeout, cut body.
+
+    ``method`` and ``url`` say which request (empty when not known).
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        self.method = method
+        self.url = url
+        super().__init__(message)
+
+
+class ClientClosed(TDError, RuntimeError):
+    """The client was closed while this call, stream or wait was under way, or before it.
+
+    Also a RuntimeError: using a client after ``close()`` is a mistake of the program.
+    """
 
 
 class DecodeError(TDError):
@@ -182,6 +201,17 @@ class ArchiveError(TDError):
         return (type(self), (self.args[0],), {"member": self.member})
 
 
+class ResponseTooLarge(DecodeError):
+    """A whole answer (not a stream) is larger than the client's ``max_response_size``,
+    counted as announced and as decoded while reading; ``limit`` is that cap in bytes."""
+
+    def __init__(self, message: str, *, limit: int = 0, method: str = "", url: str = "") -> None:
+        self.limit = limit
+        self.method = method
+        self.url = url
+        super().__init__(message)
+
+
 class WaitTimeout(TDError):
     """A wait's deadline passed; ``last`` is the last state seen (or None)."""
 
@@ -197,8 +227,9 @@ class JobFailed(TDError):
         self.job = job
         stderr = ""
         debug = getattr(job, "debug", None)
-        if debug is not None and getattr(debug, "stderr", None):
-            stderr = str(debug.stderr).strip().splitlines()[-1][:300]
+        lines = str(getattr(debug, "stderr", None) or "").strip().splitlines()
+        if lines:  # stderr of only whitespace has no last line
+            stderr = lines[-1][:300]
         status = getattr(job, "status", "?")
         text = f"job {getattr(job, 'job_id', '?')} ended {status}"
         if stderr:
