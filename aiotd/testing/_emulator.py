@@ -21,6 +21,7 @@ from aiohttp.web_urldispatcher import UrlDispatcher, UrlMappingMatchInfo
 from aiotd._version import __version__
 from aiotd.testing._common import APIError, ListingCount, json_response, td_error
 from aiotd.testing._core import TRUNCATE, Core, check_listing, new_apikey
+from aiotd.testing._datasets import add_sample_datasets
 from aiotd.testing._faults import Counters, Fault, Faults
 from aiotd.testing._jobs import JobStore
 from aiotd.testing._store import Store
@@ -76,9 +77,10 @@ class Emulator:
     length; ``"span"``, the items asked for; ``"total"``, the matching items) and
     ``job_list_page_cap`` (most items per page whatever ``to`` asks; None honours ``to``), both
     also on ``emu.core`` to change at run time, ``fault_seed`` (makes fault rates
-    reproducible), ``workflow`` (add the Workflow API when its module exists) and
-    ``workflow_options`` (passed to it). Also usable from sync code: ``with Emulator() as emu:``
-    runs it on a background thread.
+    reproducible), ``sample_datasets`` (serve TD's ``sample_datasets`` database, query only,
+    with ``www_access`` and ``nasdaq``), ``workflow`` (add the Workflow API when its module
+    exists) and ``workflow_options`` (passed to it). Also usable from sync code:
+    ``with Emulator() as emu:`` runs it on a background thread.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Emulator:
         job_list_count: ListingCount = "page",
         job_list_page_cap: int | None = None,
         fault_seed: int | None = 0,
+        sample_datasets: bool = True,
         workflow: bool = True,
         workflow_options: dict[str, Any] | None = None,
     ) -> None:
@@ -104,6 +107,7 @@ class Emulator:
         self._timing = (queued_time, running_time, booting_time)
         check_listing(job_list_count, job_list_page_cap)
         self._listing: tuple[ListingCount, int | None] = (job_list_count, job_list_page_cap)
+        self._sample_datasets = sample_datasets
         self._want_workflow = workflow
         self._workflow_options = dict(workflow_options or {})
         self.workflow: Any = None
@@ -157,6 +161,8 @@ class Emulator:
             raise RuntimeError("the emulator is already started")
         self._dir = Path(tempfile.mkdtemp(prefix="aiotd-emulator-"))
         store = Store(self._dir)
+        if self._sample_datasets:
+            add_sample_datasets(store)
         queued, running, booting = self._timing
         jobs = JobStore(
             store, self._dir, queued_time=queued, running_time=running, booting_time=booting

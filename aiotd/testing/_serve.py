@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--job-list-page-cap", type=int, default=None, help="most jobs per listing page"
     )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed for fault rates")
+    parser.add_argument(
+        "--no-sample-datasets",
+        action="store_true",
+        help="start without TD's sample_datasets database",
+    )
     parser.add_argument("--no-workflow", action="store_true", help="do not serve the Workflow API")
     parser.add_argument(
         "--show-apikey", action="store_true", help="print the API key on the second line"
@@ -58,6 +63,7 @@ async def _serve(args: argparse.Namespace) -> None:
         job_list_count=args.job_list_count,
         job_list_page_cap=args.job_list_page_cap,
         fault_seed=args.fault_seed,
+        sample_datasets=not args.no_sample_datasets,
         workflow=not args.no_workflow,
     )
     stop = asyncio.Event()

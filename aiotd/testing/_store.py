@@ -6,7 +6,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from aiotd.testing._sql import register_functions
 __all__ = ["Database", "Store", "Table", "check_name"]
 
 _NAME_RE = re.compile(r"^[a-z0-9_]{3,255}$")
+#: A source of a prefilled table's rows: tuples in its column order, ``time`` first.
+_Rows = Callable[[], Iterable[tuple[Any, ...]]]
 
 
 def check_name(kind: str, name: str) -> None:
@@ -107,6 +109,7 @@ class Database:
     updated_at: float
     tables: dict[str, Table] = field(default_factory=dict)
     attached: set[str] = field(default_factory=set)
+    permission: str = "administrator"
 
     def to_json(self) -> dict[str, Any]:
         """The database object of ``database/list`` (v3-api §1.3, samples/v3/database_list.json)."""
@@ -117,7 +120,7 @@ class Database:
             "updated_at": td_time(self.updated_at),
             "count": sum(t.count for t in self.tables.values()),
             "organization": None,
-            "permission": "administrator",
+            "permission": self.permission,
             "delete_protected": False,
         }
 
@@ -130,6 +133,8 @@ class Store:
         self.databases: dict[str, Database] = {}
         self._next_db_id = 1
         self._next_table_id = 1
+        #: Rows still to write, per database: (table, columns, row source).
+        self._pending: dict[str, list[tuple[str, list[str], _Rows]]] = {}
 
     def close(self) -> None:
         """Close every SQLite connection (the files go with the emulator's temp dir)."""
@@ -144,9 +149,20 @@ class Store:
         db = self.databases.get(name)
         if db is None:
             raise APIError(404, f"Database '{name}' does not exist")
+        if name in self._pending:
+            self._write_pending(db)
         return db
 
-    def create_database(self, name: str) -> Database:
+    def writable(self, name: str) -> Database:
+        """The database ``name`` if its rows and tables may change, else a 403."""
+        db = self.database(name)
+        if db.permission == "query_only":
+            raise APIError(403, f"Access denied for the database {name}")
+        return db
+
+    def create_database(
+        self, name: str, *, created_at: float | None = None, permission: str = "administrator"
+    ) -> Database:
         """Create a database; 400 on a bad name, 409 if it exists."""
         check_name("database", name)
         if name in self.databases:
@@ -158,14 +174,22 @@ class Store:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         register_functions(conn)
-        now = time.time()
-        db = Database(name=name, id=db_id, path=path, conn=conn, created_at=now, updated_at=now)
+        now = time.time() if created_at is None else created_at
+        db = Database(
+            name=name,
+            id=db_id,
+            path=path,
+            conn=conn,
+            created_at=now,
+            updated_at=now,
+            permission=permission,
+        )
         self.databases[name] = db
         return db
 
     def delete_database(self, name: str) -> Database:
         """Delete a database and its rows; 404 if missing."""
-        db = self.database(name)
+        db = self.writable(name)
         del self.databases[name]
         for other in self.databases.values():
             if name in other.attached:
@@ -187,7 +211,7 @@ class Store:
 
     def create_table(self, db_name: str, name: str, *, include_v: bool = True) -> Table:
         """Create a log table with only its ``time`` column; 404/400/409 as TD."""
-        db = self.database(db_name)
+        db = self.writable(db_name)
         check_name("table", name)
         if name in db.tables:
             raise APIError(409, f"Table {name} already exists")
@@ -205,9 +229,50 @@ class Store:
         db.tables[name] = table
         return table
 
+    def add_prefilled_table(
+        self,
+        db_name: str,
+        name: str,
+        *,
+        schema: list[list[str]],
+        count: int,
+        created_at: float,
+        last_log_timestamp: float,
+        rows: _Rows,
+    ) -> Table:
+        """A table whose ``count`` rows come from ``rows()``, written when the database is first
+        used (``rows()`` yields ``time`` then the ``schema`` columns, and exactly ``count``)."""
+        db = self.databases[db_name]
+        columns = ["time", *(entry[0] for entry in schema)]
+        table = Table(
+            id=self._next_table_id,
+            name=name,
+            database=db_name,
+            created_at=created_at,
+            updated_at=created_at,
+            count=count,
+            estimated_storage_size=count * 16 * len(columns),
+            counter_updated_at=created_at,
+            last_log_timestamp=last_log_timestamp,
+            schema=[list(entry) for entry in schema],
+            columns={c.lower() for c in columns},
+        )
+        self._next_table_id += 1
+        db.tables[name] = table
+        self._pending.setdefault(db_name, []).append((name, columns, rows))
+        return table
+
+    def _write_pending(self, db: Database) -> None:
+        for name, columns, rows in self._pending.pop(db.name):
+            db.conn.execute(f"CREATE TABLE {_q(name)} ({', '.join(_q(c) for c in columns)})")
+            marks = ", ".join("?" for _ in columns)
+            with db.conn:  # one transaction, not one per row
+                db.conn.execute("BEGIN")
+                db.conn.executemany(f"INSERT INTO {_q(name)} VALUES ({marks})", rows())
+
     def delete_table(self, db_name: str, name: str) -> Table:
         """Drop a table and its rows."""
-        db = self.database(db_name)
+        db = self.writable(db_name)
         table = self.table(db_name, name)
         db.conn.execute(f"DROP TABLE {_q(name)}")
         del db.tables[name]
@@ -215,7 +280,7 @@ class Store:
 
     def swap_tables(self, db_name: str, name1: str, name2: str) -> None:
         """Exchange the contents of two tables (names stay, rows and schemas move)."""
-        db = self.database(db_name)
+        db = self.writable(db_name)
         t1, t2 = self.table(db_name, name1), self.table(db_name, name2)
         tmp = "__aiotd_swap__"
         db.conn.execute(f"ALTER TABLE {_q(name1)} RENAME TO {_q(tmp)}")
@@ -231,9 +296,9 @@ class Store:
 
     def change_database(self, db_name: str, name: str, dest_name: str) -> Table:
         """Move a table to another database; 404 for a missing destination, 403 if taken."""
-        src = self.database(db_name)
+        src = self.writable(db_name)
         table = self.table(db_name, name)
-        dest = self.database(dest_name)
+        dest = self.writable(dest_name)
         if name in dest.tables:
             raise APIError(403, f"Table {name} already exists in the destination")
         src.conn.execute("ATTACH DATABASE ? AS __aiotd_dest__", (str(dest.path),))
@@ -251,7 +316,7 @@ class Store:
 
     def update_schema(self, db_name: str, name: str, schema: list[list[str]]) -> Table:
         """Replace the declared schema and add SQLite columns for new names."""
-        db = self.database(db_name)
+        db = self.writable(db_name)
         table = self.table(db_name, name)
         for entry in schema:
             self._add_column(db, table, entry[0])
@@ -271,7 +336,7 @@ class Store:
         self, db_name: str, name: str, records: Iterable[Mapping[str, Any]], size: int = 0
     ) -> int:
         """Append records (maps) to a table, growing its columns and schema as TD does."""
-        db = self.database(db_name)
+        db = self.writable(db_name)
         table = self.table(db_name, name)
         now = time.time()
         known = {entry[0].lower() for entry in table.schema}
@@ -324,6 +389,8 @@ class Store:
             if other.name in db.attached or other.name in ("main", "temp"):
                 continue
             if re.search(r"\b" + re.escape(other.name) + r"\s*\.", sql):
+                if other.name in self._pending:
+                    self._write_pending(other)
                 db.conn.execute("ATTACH DATABASE ? AS " + _q(other.name), (str(other.path),))
                 db.attached.add(other.name)
         cur = db.conn.execute(sql)

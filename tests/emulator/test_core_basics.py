@@ -34,7 +34,7 @@ async def test_auth_missing_and_wrong_key_are_401(api: Api) -> None:
 async def test_double_slash_paths_route_like_single(api: Api) -> None:
     status, body = await api.get("//v3/database/list")
     assert status == 200
-    assert body == {"databases": []}
+    assert [d["name"] for d in body["databases"]] == ["sample_datasets"]
 
 
 async def test_counters_by_route_and_total(api: Api, emu: Emulator) -> None:
@@ -57,8 +57,9 @@ async def test_databases(api: Api) -> None:
     assert body["message"] == "Database db_a already exists"
     assert (await api.post("/v3/database/create/Bad-Name"))[0] == 400
     listed = await api.ok("GET", "/v3/database/list")
-    (db,) = listed["databases"]
-    assert db["name"] == "db_a"
+    sample, db = listed["databases"]
+    assert (sample["name"], db["name"]) == ("sample_datasets", "db_a")
+    assert (sample["permission"], db["permission"]) == ("query_only", "administrator")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", db["created_at"])
     assert set(db) >= {"count", "updated_at", "organization", "permission", "delete_protected"}
     assert (await api.ok("GET", "/v3/database/show/db_a"))["name"] == "db_a"

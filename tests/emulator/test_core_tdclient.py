@@ -65,7 +65,7 @@ async def test_td_client_python_end_to_end(emu: Emulator) -> None:
     ok_id, bad_id = out["ids"]
     assert out["jobs"] == {bad_id: "error", ok_id: "success"}
     assert out["server"] == "ok"
-    assert out["databases"] == ["acceptance"]
+    assert out["databases"] == ["sample_datasets", "acceptance"]
 
 
 def _misc(emu: Emulator) -> dict[str, Any]:
