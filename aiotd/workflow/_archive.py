@@ -6,6 +6,7 @@ Pure code (no network): the HTTP layer sends :class:`ArchiveFile` chunks as the 
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -13,6 +14,7 @@ import re
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -294,7 +296,11 @@ def _write_archive(entries: list[_Entry], max_size: int) -> ArchiveFile:
                     tar.addfile(info)
                 elif entry.path is not None:
                     info.size = entry.size
-                    with open(entry.path, "rb") as source:
+                    try:
+                        source = open(entry.path, "rb")  # noqa: SIM115
+                    except OSError as exc:  # gone or unreadable since the walk
+                        raise _unreadable(entry.name, exc) from exc
+                    with source:
                         tar.addfile(info, source)
                 else:
                     info.size = entry.size
@@ -322,40 +328,70 @@ def _symlink_entry(root: str, root_real: str, path: str, name: str, mtime: int) 
     )
 
 
+def _unreadable(name: str, exc: OSError) -> ArchiveError:
+    """A project file the archive cannot be built from; the OSError is chained by the caller."""
+    return ArchiveError(f"{name} cannot be read: {exc.strerror or exc}", member=name)
+
+
+def _ignore_rules(root: str) -> IgnoreRules:
+    path = os.path.join(root, _IGNORE_FILE)
+    if not os.path.isfile(path):
+        return IgnoreRules()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return IgnoreRules(f.read())
+    except OSError as exc:
+        raise _unreadable(_IGNORE_FILE, exc) from exc
+
+
 def _walk(root: str) -> list[_Entry]:
     root_real = os.path.realpath(root)
-    ignore_path = os.path.join(root, _IGNORE_FILE)
-    rules = IgnoreRules()
-    if os.path.isfile(ignore_path):
-        with open(ignore_path, encoding="utf-8") as f:
-            rules = IgnoreRules(f.read())
+    rules = _ignore_rules(root)
     entries: list[_Entry] = []
     pending = [(root, "")]
     while pending:
         directory, prefix = pending.pop()
-        with os.scandir(directory) as it:
-            children = list(it)
+        try:
+            with os.scandir(directory) as it:
+                children = list(it)
+        except OSError as exc:  # e.g. a path longer than the system allows
+            raise _unreadable(prefix.rstrip("/") or root, exc) from exc
         for child in children:
             # Every name starting with "." is skipped at any depth, dot-directories are not
             # entered (reference §5.1); .digdagignore itself is one of them.
             if child.name.startswith("."):
                 continue
             name = prefix + child.name
-            # Like digdag, a symlink to a directory counts as a directory for ignore rules.
-            if rules.ignored(name, is_dir=child.is_dir()):
+            try:
+                # Like digdag, a symlink to a directory counts as a directory for ignore rules.
+                is_dir = child.is_dir()
+            except OSError as exc:
+                # A symlink that cannot be followed (a loop, a name too long for the system)
+                # is refused unless the rules ignore it: whether it is a directory is unknown.
+                if rules.ignored(name, is_dir=False):
+                    continue
+                raise _unreadable(name, exc) from exc
+            if rules.ignored(name, is_dir=is_dir):
                 continue
-            st = child.stat(follow_symlinks=False)
-            if child.is_symlink():
-                entries.append(_symlink_entry(root, root_real, child.path, name, int(st.st_mtime)))
-            elif stat.S_ISDIR(st.st_mode):
-                pending.append((child.path, name + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                mode = st.st_mode & 0o777  # permission bits only, as digdag (reference §5.1)
-                entries.append(_Entry(name, st.st_size, mode, int(st.st_mtime), path=child.path))
-            else:
-                raise ArchiveError(
-                    f"{name} is not a regular file, directory or symlink", member=name
-                )
+            try:
+                st = child.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    entries.append(
+                        _symlink_entry(root, root_real, child.path, name, int(st.st_mtime))
+                    )
+                elif stat.S_ISDIR(st.st_mode):
+                    pending.append((child.path, name + "/"))
+                elif stat.S_ISREG(st.st_mode):
+                    mode = st.st_mode & 0o777  # permission bits only, as digdag (reference §5.1)
+                    entries.append(
+                        _Entry(name, st.st_size, mode, int(st.st_mtime), path=child.path)
+                    )
+                else:
+                    raise ArchiveError(
+                        f"{name} is not a regular file, directory or symlink", member=name
+                    )
+            except OSError as exc:
+                raise _unreadable(name, exc) from exc
     entries.sort(key=lambda e: e.name)
     return entries
 
@@ -367,9 +403,10 @@ def build_archive(
 
     Files only (no directory entries), permission bits and mtimes kept, dot names and
     ``.digdagignore`` matches left out, symlinks inside the project stored as relative links.
-    Raises :class:`ArchiveError` for a symlink leaving the project, a project without a
-    top-level ``*.dig``, or any size over ``max_size``. Blocking file I/O: run it in a thread
-    from async code.
+    Raises :class:`ArchiveError` for a symlink leaving the project, a file that cannot be read
+    (the OSError chained: a symlink loop, a name too long), a project without a top-level
+    ``*.dig``, or any size over ``max_size``. Blocking file I/O: run it in a thread from async
+    code.
     """
     root = os.path.abspath(os.fspath(directory))
     if not os.path.isdir(root):
@@ -539,7 +576,18 @@ def _safe_file_mode(mode: int) -> int:
     return mode
 
 
-def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, directory: str, final: str) -> None:
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ArchiveError("the extraction was stopped")
+
+
+def _write_file(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    directory: str,
+    final: str,
+    stop: threading.Event | None,
+) -> None:
     """Copy a regular member to a temporary name beside ``final``, then rename it into place."""
     source = tar.extractfile(member)
     if source is None:
@@ -549,6 +597,7 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, directory: str, f
         with os.fdopen(fd, "wb") as out:
             remaining = member.size
             while remaining > 0:
+                _check_stop(stop)
                 chunk = source.read(min(_COPY_CHUNK, remaining))
                 if not chunk:
                     raise ArchiveError(
@@ -591,6 +640,7 @@ def extract_archive(
     max_total_size: int = 1 << 30,
     max_file_size: int = 1 << 30,
     max_files: int = 100_000,
+    stop: threading.Event | None = None,
 ) -> list[str]:
     """Extract a project tar.gz (bytes, a binary file or an iterable of chunks) into ``dest``.
 
@@ -598,9 +648,11 @@ def extract_archive(
     (created if missing): absolute names, ``..``, hard links, devices, fifos and symlinks that
     are absolute or leave ``dest`` are refused with :class:`ArchiveError` naming the member,
     as are members over ``max_file_size``, a total over ``max_total_size`` and more than
-    ``max_files`` members. Each file is written under a temporary name and renamed when
-    complete, so a failure leaves no partial file under a member's name. Blocking: from async
-    code, download to a temporary file and run this in a worker thread.
+    ``max_files`` members, and names too long for the file system. Each file is written under
+    a temporary name and renamed when complete, so a failure leaves no partial file under a
+    member's name; files already extracted stay. Once ``stop`` is set, the extraction ends
+    with :class:`ArchiveError` at the next member or 64 KiB chunk. Blocking: from async code,
+    download to a temporary file and run this in a worker thread.
     """
     root = os.path.abspath(os.fspath(dest))
     os.makedirs(root, exist_ok=True)
@@ -616,6 +668,7 @@ def extract_archive(
             fileobj=reader, mode="r|", tarinfo=_checked_tarinfo_class()
         ) as tar:
             for count, member in enumerate(tar, start=1):
+                _check_stop(stop)
                 name = member.name
                 if count > max_files:
                     raise ArchiveError(f"the archive has more than {max_files} members; refused")
@@ -643,17 +696,22 @@ def extract_archive(
                         data_filter(member, root)
                     except tarfile.FilterError as exc:
                         raise _refused(name, str(exc)) from None
-                if member.isdir():
-                    _ensure_directory(root, parts, name)
-                    continue
-                directory = _ensure_directory(root, parts[:-1], name)
-                final = os.path.join(directory, parts[-1])
-                if os.path.isdir(final) and not os.path.islink(final):
-                    raise _refused(name, "a directory of that name exists")
-                if member.issym():
-                    _write_symlink(member.linkname, directory, final)
-                else:
-                    _write_file(tar, member, directory, final)
+                try:
+                    if member.isdir():
+                        _ensure_directory(root, parts, name)
+                        continue
+                    directory = _ensure_directory(root, parts[:-1], name)
+                    final = os.path.join(directory, parts[-1])
+                    if os.path.isdir(final) and not os.path.islink(final):
+                        raise _refused(name, "a directory of that name exists")
+                    if member.issym():
+                        _write_symlink(member.linkname, directory, final)
+                    else:
+                        _write_file(tar, member, directory, final, stop)
+                except OSError as exc:
+                    if exc.errno == errno.ENAMETOOLONG:
+                        raise _refused(name, "a name too long for this file system") from None
+                    raise
                 written.append(key)
     except tarfile.TarError as exc:
         raise ArchiveError(f"the archive is not a valid tar.gz: {exc}") from None

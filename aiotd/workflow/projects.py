@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
+import errno
+import functools
 import hashlib
 import os
+import shutil
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -45,6 +50,12 @@ if TYPE_CHECKING:
 __all__ = ["Projects"]
 
 _CHUNK = 1 << 16
+_T = TypeVar("_T")
+
+
+def _hidden_beside(target: Path, suffix: str) -> Path:
+    """A fresh hidden name in ``target``'s directory, short enough for any file system."""
+    return target.with_name(f".{target.name[:100]}.{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def _build(
@@ -66,28 +77,100 @@ async def _body(archive: ArchiveFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _extract_file(
-    archive: Path, dest: Path, max_total_size: int, max_files: int
-) -> builtins.list[str]:
-    with archive.open("rb") as source:
-        return extract_archive(
-            source,
-            dest,
-            max_total_size=max_total_size,
-            max_file_size=max_total_size,
-            max_files=max_files,
-        )
+async def _in_worker(func: Callable[[threading.Event], _T]) -> _T:
+    """``func(stop)`` in a worker thread. When cancelled, set ``stop`` and wait for the thread
+    to end before re-raising, so that nothing it does happens after the cancel returns."""
+    stop = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(None, func, stop)
+    try:
+        # shield: cancelling the awaited future would leave the thread running unseen
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        # anyio's shield keeps its own scopes from re-cancelling; a plain task.cancel() still
+        # gets through it, so a further cancel is absorbed here and the first one re-raised.
+        with anyio.CancelScope(shield=True):
+            while not future.done():
+                try:
+                    await asyncio.wait([future])
+                except asyncio.CancelledError:
+                    continue
+        raise
 
 
-def _check_dest(target: Path, extract: bool) -> Path:
+def _check_dest(target: Path, extract: bool, overwrite: bool) -> Path:
+    """``target`` made absolute; refused before any request if the download may not take it."""
     if not target.parent.is_dir():
         raise ValueError(f"directory {target.parent} does not exist")
     if extract:
-        if target.exists() and not target.is_dir():
-            raise ValueError(f"{target} exists and is not a directory")
+        if os.path.lexists(target):
+            if target.is_symlink() or not target.is_dir():
+                raise ValueError(f"{target} exists and is not a directory")
+            if not overwrite and any(target.iterdir()):
+                raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
     elif target.is_dir():
         raise ValueError(f"{target} is a directory; give a file path for the .tar.gz")
-    return target
+    elif os.path.lexists(target) and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    return Path(os.path.abspath(target))
+
+
+def _put_file(stop: threading.Event, partial: Path, target: Path, overwrite: bool) -> None:
+    """Rename the downloaded archive to ``target``, unless the download was cancelled."""
+    if stop.is_set():
+        return
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(f"{target} appeared while downloading; not replaced")
+    os.replace(partial, target)
+
+
+def _put_in_place(staging: Path, target: Path, overwrite: bool) -> None:
+    """Rename the complete extraction to ``target``. A missing target or an empty directory is
+    replaced at once; a directory with content only with ``overwrite``, and as a whole."""
+    aside = None
+    if overwrite and target.is_dir() and not target.is_symlink() and any(target.iterdir()):
+        aside = staging.with_suffix(".old")
+        os.rename(target, aside)
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        if aside is not None:
+            os.rename(aside, target)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+            raise FileExistsError(f"{target} appeared while downloading; not replaced") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def _extract_into_place(
+    stop: threading.Event,
+    archive: Path,
+    target: Path,
+    *,
+    overwrite: bool,
+    max_total_size: int,
+    max_files: int,
+) -> None:
+    """Extract into a hidden directory beside ``target`` and rename it into place when
+    complete: a refusal, an error or a stop leaves nothing, and is never merged into ``target``."""
+    staging = _hidden_beside(target, ".part")
+    os.mkdir(staging)
+    try:
+        with archive.open("rb") as source:
+            extract_archive(
+                source,
+                staging,
+                max_total_size=max_total_size,
+                max_file_size=max_total_size,
+                max_files=max_files,
+                stop=stop,
+            )
+        if not stop.is_set():  # once cancelled, a finished extraction is dropped too
+            _put_in_place(staging, target, overwrite)
+    finally:
+        if os.path.lexists(staging):
+            shutil.rmtree(staging)
 
 
 class Projects:
@@ -211,28 +294,43 @@ class Projects:
         *,
         revision: str | None = None,
         extract: bool = True,
+        overwrite: bool = False,
         max_total_size: int = 1 << 30,
         max_files: int = 100_000,
     ) -> Path:
         """Fetch a project archive (latest revision by default) and extract it into ``dest``.
 
-        The archive is streamed to a temporary file next to ``dest`` and extracted in a worker
-        thread; nothing is written outside ``dest`` (absolute names, ``..``, links leaving it
-        and devices are refused with ArchiveError), and ``max_total_size`` caps both the
-        download and the extracted bytes. With ``extract=False`` the ``.tar.gz`` itself is
-        saved at ``dest``. TD answers with a redirect to object storage, which is followed
+        The archive is streamed to a temporary file beside ``dest`` and extracted in a worker
+        thread into a hidden directory beside it, renamed to ``dest`` when complete: ``dest``
+        holds the whole project or is left as it was, and a refusal, an error or a cancel
+        leaves nothing behind (a cancel returns once the thread has stopped). Nothing lands
+        outside ``dest`` (absolute names, ``..``, links leaving it and devices are refused
+        with ArchiveError); ``max_total_size`` caps both the download and the extracted bytes.
+        ``dest`` may be missing or an empty directory; one with content is replaced, as a
+        whole and never merged, only with ``overwrite=True``. With ``extract=False`` the
+        ``.tar.gz`` itself is saved at ``dest``, replacing a file there only with
+        ``overwrite=True``. TD answers with a redirect to object storage, which is followed
         without the API key (reference §2.1).
         """
-        target = await anyio.to_thread.run_sync(_check_dest, Path(dest), extract)
-        partial = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tar.gz.part"
+        target = Path(dest)
+        absolute = await anyio.to_thread.run_sync(_check_dest, target, extract, overwrite)
+        partial = _hidden_beside(absolute, ".tar.gz.part")
         try:
             await self._save_archive(project_id, revision, partial, max_total_size)
             if extract:
-                await anyio.to_thread.run_sync(
-                    _extract_file, partial, target, max_total_size, max_files
+                work = functools.partial(
+                    _extract_into_place,
+                    archive=partial,
+                    target=absolute,
+                    overwrite=overwrite,
+                    max_total_size=max_total_size,
+                    max_files=max_files,
                 )
             else:
-                os.replace(partial, target)
+                work = functools.partial(
+                    _put_file, partial=partial, target=absolute, overwrite=overwrite
+                )
+            await _in_worker(work)
         finally:
             partial.unlink(missing_ok=True)
         return target

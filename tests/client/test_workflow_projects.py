@@ -14,7 +14,6 @@ from aiohttp import web
 import aiotd
 from aiotd import errors
 from aiotd.testing import Emulator
-from aiotd.workflow._archive import ArchiveError
 from tests.client._workflow_support import SIMPLE_DIG, client, emulator, write_project
 from tests.client.conftest import KEY, Scripted, reply
 
@@ -82,6 +81,56 @@ async def test_download_without_extract_saves_the_archive(td: aiotd.Client, tmp_
     assert names_in(tmp_path) == ["p.tar.gz"]  # no temporary file left
 
 
+async def test_download_replaces_a_project_only_with_overwrite_and_never_merges(
+    td: aiotd.Client, tmp_path: Path
+) -> None:
+    first = await td.workflow.projects.push("demo", {"main.dig": SIMPLE_DIG, "old.sql": "1"})
+    dest = tmp_path / "out"
+    dest.mkdir()  # an empty directory is taken as it is
+    assert await td.workflow.projects.download(first.id, dest) == dest
+    await td.workflow.projects.push("demo", {"main.dig": SIMPLE_DIG, "new.sql": "2"})
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        await td.workflow.projects.download(first.id, dest)
+    assert names_in(dest) == ["main.dig", "old.sql"]
+    await td.workflow.projects.download(first.id, dest, overwrite=True)
+    assert names_in(dest) == ["main.dig", "new.sql"]  # the old project replaced as a whole
+    assert names_in(tmp_path) == ["out"]  # no temporary directory, no old copy left
+
+
+async def test_download_without_extract_replaces_a_file_only_with_overwrite(
+    td: aiotd.Client, tmp_path: Path
+) -> None:
+    pushed = await td.workflow.projects.push("demo", {"main.dig": SIMPLE_DIG})
+    target = tmp_path / "p.tar.gz"
+    target.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        await td.workflow.projects.download(pushed.id, target, extract=False)
+    assert target.read_bytes() == b"precious"
+    await td.workflow.projects.download(pushed.id, target, extract=False, overwrite=True)
+    with tarfile.open(target) as tar:
+        assert tar.getnames() == ["main.dig"]
+    assert names_in(tmp_path) == ["p.tar.gz"]
+
+
+@pytest.mark.parametrize("extract", [True, False])
+async def test_download_refuses_a_dest_of_the_wrong_kind(
+    td: aiotd.Client, tmp_path: Path, extract: bool
+) -> None:
+    pushed = await td.workflow.projects.push("demo", {"main.dig": SIMPLE_DIG})
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to("dir")
+    wrong = ["file", "link"] if extract else ["dir"]
+    for name in wrong:
+        with pytest.raises(ValueError, match="directory"):
+            await td.workflow.projects.download(
+                pushed.id, tmp_path / name, extract=extract, overwrite=True
+            )
+    with pytest.raises(ValueError, match="does not exist"):
+        await td.workflow.projects.download(pushed.id, tmp_path / "no" / "dest", extract=extract)
+    assert names_in(tmp_path) == ["dir", "file", "link"]
+
+
 async def test_list_get_get_by_name_revisions_workflows_delete(td: aiotd.Client) -> None:
     first = await td.workflow.projects.push("alpha", {"main.dig": SIMPLE_DIG}, revision="r1")
     await td.workflow.projects.push("alpha", {"main.dig": SIMPLE_DIG, "b.dig": "+b:\n  echo>: b\n"})
@@ -138,7 +187,7 @@ async def test_push_reusing_a_revision_with_other_content_is_a_conflict(td: aiot
 
 
 async def test_push_refuses_what_the_server_would_refuse(td: aiotd.Client, tmp_path: Path) -> None:
-    with pytest.raises(ArchiveError):
+    with pytest.raises(errors.ArchiveError):
         await td.workflow.projects.push("demo", {"main.dig": "x" * 5000}, max_size=1000)
     with pytest.raises(errors.BadRequest):  # a name starting with a digit
         await td.workflow.projects.push("1demo", {"main.dig": SIMPLE_DIG})
@@ -261,10 +310,12 @@ async def test_download_refuses_hostile_archives(
     dest = tmp_path / "work" / "dest"
     dest.parent.mkdir()
     async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
-        with pytest.raises(ArchiveError):
+        with pytest.raises(errors.ArchiveError):
             await td.workflow.projects.download(7, dest, max_total_size=1 << 20)
     # nothing beside dest, not even the temporary file; `../x` did not land in tmp_path
     assert outside(tmp_path, dest) == [tmp_path / "work"]
+    # and nothing in dest: the members extracted before the refusal were never moved there
+    assert not dest.exists()
 
 
 async def test_download_follows_a_redirect_without_the_key(

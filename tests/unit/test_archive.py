@@ -8,17 +8,22 @@ import os
 import pickle
 import stat
 import tarfile
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aiotd.errors import TDError
 from aiotd.workflow._archive import (
+    MAX_ARCHIVE_SIZE,
     ArchiveError,
     ArchiveFile,
     IgnoreRules,
     _GunzipReader,
+    _walk,
+    _write_archive,
     build_archive,
     build_archive_from_mapping,
     extract_archive,
@@ -288,6 +293,38 @@ def test_symlink_leaving_the_project_is_refused(project: Path, target: str) -> N
     assert caught.value.member == "queries/evil.sql"
 
 
+@pytest.mark.parametrize("kind", ["name-too-long", "symlink-loop"])
+def test_a_symlink_that_cannot_be_followed_is_an_archive_error(project: Path, kind: str) -> None:
+    if kind == "name-too-long":
+        (project / "queries" / "long.sql").symlink_to("n" * 300)  # ENAMETOOLONG when followed
+        expected = {"queries/long.sql"}
+    else:
+        (project / "queries" / "a.sql").unlink()
+        (project / "queries" / "a.sql").symlink_to("b.sql")  # ELOOP when followed
+        (project / "queries" / "b.sql").symlink_to("a.sql")
+        expected = {"queries/a.sql", "queries/b.sql"}
+    with pytest.raises(ArchiveError, match="cannot be read") as caught:
+        build_archive(project)
+    assert caught.value.member in expected
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_an_ignored_symlink_that_cannot_be_followed_is_left_out(project: Path) -> None:
+    (project / "loop").symlink_to("loop")
+    write(project, ".digdagignore", "loop\n")
+    with build_archive(project) as archive:
+        assert archive.names == ("main.dig", "queries/a.sql")
+
+
+def test_a_file_gone_since_the_walk_is_an_archive_error(project: Path) -> None:
+    entries = _walk(str(project))
+    (project / "queries" / "a.sql").unlink()
+    with pytest.raises(ArchiveError, match="cannot be read") as caught:
+        _write_archive(entries, MAX_ARCHIVE_SIZE)
+    assert caught.value.member == "queries/a.sql"
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+
+
 def test_special_files_are_refused(project: Path) -> None:
     os.mkfifo(project / "pipe")
     with pytest.raises(ArchiveError, match="not a regular file"):
@@ -553,6 +590,42 @@ def test_a_truncated_member_leaves_no_partial_file(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     with pytest.raises(ArchiveError, match="truncated"):
         extract_archive(stream, dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_a_name_too_long_for_the_file_system_is_refused(tmp_path: Path) -> None:
+    name = "q/" + "n" * 300 + ".sql"
+    with pytest.raises(ArchiveError, match="too long") as caught:
+        extract_archive(tar_gz((info(name), b"x")), tmp_path)
+    assert caught.value.member == name
+
+
+def test_a_set_stop_writes_nothing(tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ArchiveError, match="stopped"):
+        extract_archive(tar_gz((info("main.dig"), b"x")), tmp_path / "dest", stop=stop)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_stop_ends_the_extraction_at_the_next_chunk(tmp_path: Path) -> None:
+    data = tar_gz((info("big.bin"), os.urandom(4 << 20)))  # random: as large compressed
+    pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    stop = threading.Event()
+    read = 0
+
+    def source() -> Iterator[bytes]:
+        nonlocal read
+        for piece in pieces:
+            read += 1
+            if read == 3:
+                stop.set()  # as a cancel would, from another thread, in the middle of a member
+            yield piece
+
+    dest = tmp_path / "dest"
+    with pytest.raises(ArchiveError, match="stopped"):
+        extract_archive(source(), dest, stop=stop)
+    assert read <= 4 < len(pieces)
     assert list(dest.iterdir()) == []
 
 
