@@ -206,6 +206,7 @@ class Emulator:
             return
         self.workflow = module.WorkflowService(jobs=jobs, **self._workflow_options)
         self.workflow.add_routes(app)
+        await self.workflow.start(self.host)  # the storage origin of pre-signed URLs
 
     async def close(self) -> None:
         """Stop serving, close the workflow part, drop every file."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
+import collections
 import contextlib
 import dataclasses
 import gzip
 import hashlib
+import hmac
 import itertools
 import os
 import time
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, NoReturn, Protocol
+from xml.sax.saxutils import escape
 
 import msgspec
 from aiohttp import web
@@ -42,10 +46,7 @@ from aiotd.testing._digdag import (
     zone,
 )
 
-__all__ = ["PUBLIC_PREFIX", "JobRunner", "WorkflowService"]
-
-#: Paths under this prefix stand for pre-signed storage URLs and need no Authorization.
-PUBLIC_PREFIX = "/_emulator/storage/"
+__all__ = ["JobRunner", "StorageOrigin", "WorkflowService"]
 
 _DONE = frozenset({"success", "group_error", "error", "canceled"})  # reference §3.2
 _FAILED = frozenset({"group_error", "error", "canceled"})
@@ -58,11 +59,13 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class JobRunner(Protocol):
-    """What ``td>`` tasks need from the v3 side of the emulator."""
+    """What ``td>`` tasks need from the v3 side of the emulator: issue, follow, kill a job."""
 
     def issue_job(self, *, database: str, query: str, engine: str = "presto") -> str: ...
 
     def job_status(self, job_id: str) -> str: ...
+
+    def kill(self, job_id: str) -> object: ...
 
 
 class _TimedJobs:
@@ -72,6 +75,7 @@ class _TimedJobs:
         self._clock = clock
         self._duration = duration
         self._ends: dict[str, float] = {}
+        self._killed: set[str] = set()
         self._ids = itertools.count(1)
 
     def issue_job(self, *, database: str, query: str, engine: str = "presto") -> str:
@@ -80,7 +84,15 @@ class _TimedJobs:
         return job_id
 
     def job_status(self, job_id: str) -> str:
+        if job_id in self._killed:
+            return "killed"
         return "success" if self._clock() >= self._ends[job_id] else "running"
+
+    def kill(self, job_id: str) -> str:
+        former = self.job_status(job_id)
+        if former == "running":
+            self._killed.add(job_id)
+        return former
 
 
 class _Fail(Exception):
@@ -99,6 +111,154 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _missing(kind: str, ident: object) -> NoReturn:
     raise _Fail(404, f"Resource does not exist: {kind} id={ident}")
+
+
+@web.middleware
+async def _plain_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Under ``/api``, a path no route matches, a method it lacks or a parameter that does not
+    convert is answered by JAX-RS itself: a 404 or 405 whose body is not digdag's JSON
+    (reference §4; digdag's ServerErrorStatusCodeIT: ``/api/no_such_api`` is 404 for every
+    method, ``POST /api/version`` 405). Other paths keep their own error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.lstrip("/").startswith("api/"):
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.Response(status=exc.status, text=f"{exc.status} {exc.reason}", headers=headers)
+
+
+# --- pre-signed storage (reference §2.1 archive, §2.6 direct log URLs) ------------------------
+
+_BUCKET = "aiotd-emulator"
+_SIGNATURE_PARAMS = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+)
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+def _s3_error(status: int, code: str, message: str, *extra: tuple[str, str]) -> web.Response:
+    """An error as S3 writes it: an XML ``<Error>`` document."""
+    fields = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in extra)
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{fields}"
+        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+    )
+    return web.Response(status=status, text=body, content_type="application/xml")
+
+
+class StorageOrigin:
+    """Object storage on a port of its own, where TD's pre-signed S3 URLs point.
+
+    Its URLs carry an expiring signature in their query, as ``generatePresignedUrl`` makes
+    them (digdag S3Storage.getDirectDownloadHandle: 10 minutes by default). Like S3 it refuses
+    a request that also sends an Authorization header (400 InvalidArgument, "Only one auth
+    mechanism allowed"), so a client that forwards its API key to storage fails here as it
+    would on TD. ``statuses`` counts its answers by HTTP status.
+    """
+
+    def __init__(self, clock: Callable[[], float], expiry: float) -> None:
+        self._clock = clock
+        self._expiry = int(expiry)
+        self._secret = os.urandom(32)
+        self._objects: dict[str, bytes] = {}
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.statuses: collections.Counter[int] = collections.Counter()
+
+    async def start(self, host: str) -> None:
+        """Listen on a free port of ``host``."""
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_get(f"/{_BUCKET}/{{key}}", self._get)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, 0, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        self.port = None
+        if runner is not None:
+            await runner.cleanup()
+
+    def put(self, data: bytes) -> str:
+        """Store an object; its key."""
+        key = uuid.uuid4().hex
+        self._objects[key] = data
+        return key
+
+    def url(self, request: web.Request, key: str) -> str | None:
+        """A pre-signed URL of ``key`` on the host ``request`` reached; None when not serving."""
+        if self.port is None:
+            return None
+        path = f"/{_BUCKET}/{key}"
+        date = time.strftime(_AMZ_DATE, time.gmtime(self._clock()))
+        expires = str(self._expiry)
+        query = {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": f"AIOTDEMULATOR/{date[:8]}/us-east-1/s3/aws4_request",
+            "X-Amz-Date": date,
+            "X-Amz-Expires": expires,
+            "X-Amz-SignedHeaders": "host",
+            "X-Amz-Signature": self._sign(path, date, expires),
+        }
+        return str(request.url.with_port(self.port).with_path(path).with_query(query))
+
+    def _sign(self, path: str, date: str, expires: str) -> str:
+        message = f"{path}\n{date}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    async def _get(self, request: web.Request) -> web.Response:
+        response = self._answer(request)
+        self.statuses[response.status] += 1
+        return response
+
+    def _answer(self, request: web.Request) -> web.Response:
+        if "Authorization" in request.headers:
+            # S3 takes one credential: the URL's signature or the header, never both.
+            return _s3_error(
+                400,
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                "Signature query string parameter or the Authorization header should be "
+                "specified",
+                ("ArgumentName", "Authorization"),
+            )
+        query = request.query
+        if any(name not in query for name in _SIGNATURE_PARAMS):
+            return _s3_error(
+                403,
+                "AccessDenied",
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+                "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+                "X-Amz-Expires parameters.",
+            )
+        date, expires = query["X-Amz-Date"], query["X-Amz-Expires"]
+        expected = self._sign(request.path, date, expires)
+        if not hmac.compare_digest(expected, query["X-Amz-Signature"]):
+            return _s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you "
+                "provided. Check your key and signing method.",
+            )
+        signed_at = calendar.timegm(time.strptime(date, _AMZ_DATE))
+        if self._clock() > signed_at + int(expires):
+            return _s3_error(403, "AccessDenied", "Request has expired", ("X-Amz-Expires", expires))
+        data = self._objects.get(request.match_info["key"])
+        if data is None:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        return web.Response(body=data, content_type="application/gzip")
 
 
 # --- stored objects ---------------------------------------------------------------------------
@@ -224,15 +384,19 @@ class _Attempt:
     cancel_requested: bool = False
     cancel_at: float | None = None
     finished_at: float | None = None
+    wait_state: str | None = None
 
     @property
     def status(self) -> str:
-        """TD's ``status`` (reference §3.1): ``canceling`` while a kill is pending."""
+        """TD's ``status`` (reference §3.1): ``canceling`` while a kill is pending,
+        ``queued`` or ``blocked`` while it waits for a place in the pool."""
         if self.done:
             if self.success:
                 return "success"
             return "killed" if self.cancel_requested else "error"
-        return "canceling" if self.cancel_requested else "running"
+        if self.cancel_requested:
+            return "canceling"
+        return self.wait_state or "running"
 
 
 # --- JSON shapes (reference §3) --------------------------------------------------------------
@@ -423,6 +587,8 @@ class WorkflowService:
         max_page_size: int = 100,
         tick_interval: float | None = 0.2,
         archive_redirect: bool = True,
+        direct_url_expiry: float = 600.0,
+        max_running_attempts: int | None = None,
         run_schedules: bool = True,
         version: str = "0.10.5",
         clock: Callable[[], float] = time.time,
@@ -435,7 +601,11 @@ class WorkflowService:
         ``retry_interval`` the wait of ``_retry``, ``kill_delay`` the time from a kill request
         to ``done``. ``tick_interval`` (None: only on reads) advances all attempts and fires
         schedules when ``run_schedules``. ``archive_redirect`` makes archive downloads answer
-        303 to a storage URL as TD does. ``clock`` gives epoch seconds.
+        303 to a pre-signed URL of the storage origin (started by ``start``) as TD does; those
+        URLs and the logs' ``direct`` ones expire after ``direct_url_expiry`` seconds.
+        ``max_running_attempts`` is the pool's concurrency limit (None: no limit): past it an
+        attempt waits, ``queued`` or ``blocked``, if its start allows queueing, and is refused
+        otherwise. ``clock`` gives epoch seconds.
         """
         self._clock = clock
         self._jobs: JobRunner = jobs if jobs is not None else _TimedJobs(clock, task_duration)
@@ -448,6 +618,7 @@ class WorkflowService:
         self._max_page = max_page_size
         self._tick_interval = tick_interval
         self._archive_redirect = archive_redirect
+        self._max_running = max_running_attempts
         self._run_schedules = run_schedules
         self._version = version
         self._ids: dict[str, itertools.count[int]] = {}
@@ -458,7 +629,8 @@ class WorkflowService:
         self._session_index: dict[tuple[int, str, float], _Session] = {}
         self._attempts: dict[int, _Attempt] = {}
         self._active: dict[int, _Attempt] = {}
-        self._storage: dict[str, tuple[bytes, str]] = {}
+        self._waiting: dict[int, _Attempt] = {}
+        self.storage = StorageOrigin(clock, direct_url_expiry)
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -468,7 +640,8 @@ class WorkflowService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
-        """Register every ``/api/...`` route plus the storage path of direct downloads."""
+        """Register every ``/api/...`` route, and the middleware giving ``/api`` paths that
+        match no route JAX-RS's plain 404 and 405 answers."""
         routes: list[tuple[str, str, _Handler]] = [
             ("GET", "/api/version", self._version_get),
             ("GET", "/api/version/check", self._version_check),
@@ -517,17 +690,26 @@ class WorkflowService:
             app.router.add_route(method, path, wrapped)
             # JAX-RS resource methods accept an optional trailing slash (reference §1).
             app.router.add_route(method, path + "/", wrapped)
-        app.router.add_route("GET", PUBLIC_PREFIX + "{key}/{name}", self._wrap(self._storage_get))
+        app.middlewares.append(_plain_errors)
         app.on_cleanup.append(self._on_cleanup)
 
+    async def start(self, host: str = "127.0.0.1") -> None:
+        """Serve the storage origin of pre-signed URLs on a free port of ``host``.
+
+        Until then (and after ``close``) archives are answered in place and log files have
+        no ``direct`` URL, as digdag does on a storage without direct download."""
+        await self.storage.start(host)
+
     async def close(self) -> None:
-        """Stop the ticker (attempts then advance only when read); idempotent."""
+        """Stop the ticker (attempts then advance only when read) and the storage origin;
+        idempotent."""
         self._closed = True
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        await self.storage.close()
 
     async def _on_cleanup(self, app: web.Application) -> None:
         await self.close()
@@ -664,7 +846,7 @@ class WorkflowService:
             created_at=now,
             archive=data,
             files=files,
-            storage_key=uuid.uuid4().hex,
+            storage_key="",
         )
         try:
             revision.workflows = self._compile_workflows(project, revision)
@@ -684,7 +866,7 @@ class WorkflowService:
         for workflow in revision.workflows:
             workflow.id = self._next_id("workflow")
             self._workflows[workflow.id] = workflow
-        self._storage[revision.storage_key] = (data, "archive.tar.gz")
+        revision.storage_key = self.storage.put(data)
         self._update_schedules(
             project,
             revision,
@@ -794,7 +976,9 @@ class WorkflowService:
         revision = self._revision(project, request.query.get("revision"))
         if self._archive_redirect and _bool_query(request, "direct_download", True):
             # TD answers 303 to a pre-signed S3 URL that takes no Authorization (reference §2.1).
-            raise web.HTTPSeeOther(self._storage_url(request, revision.storage_key, "archive"))
+            location = self.storage.url(request, revision.storage_key)
+            if location is not None:
+                raise web.HTTPSeeOther(location)
         return web.Response(body=revision.archive, content_type="application/gzip")
 
     def _revision(self, project: _Project, name: str | None) -> _Revision:
@@ -1040,11 +1224,24 @@ class WorkflowService:
             raise _Fail(409, "Session attempt already killed or finished")
         # The answer is read before the flag is set, as digdag does (reference §2.4).
         body = _attempt_json(attempt)
+        now = self._clock()
         attempt.cancel_requested = True
-        attempt.cancel_at = self._clock() + self._kill_delay
+        if attempt.wait_state is not None:
+            # Never started: it leaves the pool's line and ends at once, nothing to cancel.
+            del self._waiting[attempt.id]
+            attempt.wait_state = None
+            for task in attempt.tasks:
+                self._set(task, "canceled", now)
+            self._finish(attempt, now)
+            return _json(body)
+        attempt.cancel_at = now + self._kill_delay
         for task in attempt.tasks:
             if task.state not in _DONE:
                 task.cancel_requested = True
+            if task.state == "running" and task.job_id is not None:
+                # A canceled td> task kills its job (digdag BaseTdJobOperator.cleanup).
+                with contextlib.suppress(Exception):
+                    self._jobs.kill(task.job_id)
         return _json(body)
 
     async def _attempt_put(self, request: web.Request) -> web.Response:
@@ -1075,6 +1272,7 @@ class WorkflowService:
             params=params,
             resume=body.get("resume"),
             pool_id=None if pool_id is None else str(pool_id),
+            queueing=body.get("allowQueueing") is True,
         )
         return _json(_attempt_json(attempt))
 
@@ -1109,8 +1307,13 @@ class WorkflowService:
         params: dict[str, Any],
         resume: Any = None,
         pool_id: str | None = None,
+        queueing: bool = False,
     ) -> _Attempt:
-        """A new attempt, of a new session or of the existing one; 409 carries the existing one."""
+        """A new attempt, of a new session or of the existing one; 409 carries the existing one.
+
+        With the pool full it waits for a place when ``queueing`` (TD's ``allowQueueing``,
+        always on for schedules and backfills); otherwise the start is refused with digdag's
+        attempt-limit error (WorkflowExecutor: ResourceLimitExceededException, a 400)."""
         now = self._clock()
         key = (workflow.project.id, workflow.name, session_time)
         session = self._session_index.get(key)
@@ -1123,6 +1326,14 @@ class WorkflowService:
             if retry_name is None or not last.done:
                 raise _Fail(409, "session conflict", body=_attempt_json(last))
         resumed = self._resumed_tasks(session, resume)
+        self._refresh_pool(now)
+        waits = self._pool_full()
+        if waits and not queueing:
+            raise _Fail(
+                400,
+                f"Too many attempts running. Limit: {self._max_running}, "
+                f"Current: {len(self._active)}",
+            )
         if session is None:
             session = _Session(
                 id=self._next_id("session"),
@@ -1143,7 +1354,8 @@ class WorkflowService:
             pool_id=pool_id,
         )
         root = self._instantiate(attempt, workflow.root, None, now)
-        root.state, root.due = "ready", now + self._dispatch_delay
+        if not waits:
+            root.state, root.due = "ready", now + self._dispatch_delay
         for task in attempt.tasks:
             old = resumed.get(task.spec.full_name)
             if old is not None:
@@ -1154,9 +1366,49 @@ class WorkflowService:
             self._session_index[key] = session
         session.attempts.append(attempt)
         self._attempts[attempt.id] = attempt
+        if waits:
+            self._waiting[attempt.id] = attempt
+            self._label_waiting()
+            return attempt
         self._active[attempt.id] = attempt
         self._advance(attempt, now)
         return attempt
+
+    # --- the pool: TD's concurrency limit and its line of waiting attempts ----------------------
+
+    def _refresh_pool(self, now: float) -> None:
+        """Bring the running attempts up to ``now``, so the places they free are taken."""
+        if self._max_running is not None:
+            for attempt in list(self._active.values()):
+                self._advance(attempt, now)
+
+    def _pool_full(self) -> bool:
+        """Whether a new attempt has to wait: no free place, or others waiting before it."""
+        limit = self._max_running
+        return limit is not None and (bool(self._waiting) or len(self._active) >= limit)
+
+    def _admit(self, now: float) -> None:
+        """Start waiting attempts, oldest first, while the pool has room."""
+        limit = self._max_running
+        while self._waiting and (limit is None or len(self._active) < limit):
+            attempt = self._waiting.pop(next(iter(self._waiting)))
+            attempt.wait_state = None
+            attempt.clock = max(attempt.clock, now)
+            root = attempt.tasks[0]
+            root.due = attempt.clock + self._dispatch_delay
+            self._set(root, "ready", attempt.clock)
+            self._active[attempt.id] = attempt
+        self._label_waiting()
+
+    def _label_waiting(self) -> None:
+        """TD shows a waiting attempt as ``queued`` or ``blocked``; the record names both as
+        not started yet, not what tells them apart. Here the first waiting attempt of a
+        workflow is ``queued``, those behind it in the line are ``blocked``."""
+        ahead: set[tuple[int, str]] = set()
+        for attempt in self._waiting.values():
+            key = (attempt.session.project.id, attempt.session.workflow_name)
+            attempt.wait_state = "blocked" if key in ahead else "queued"
+            ahead.add(key)
 
     def _resumed_tasks(self, session: _Session | None, resume: Any) -> dict[str, _Task]:
         """Tasks of an earlier attempt that a resume keeps as succeeded, by full name."""
@@ -1212,6 +1464,10 @@ class WorkflowService:
 
     def _advance(self, attempt: _Attempt, now: float) -> None:
         """Run the attempt's virtual clock up to ``now``: timed events in order, then jobs."""
+        if attempt.wait_state is not None:
+            self._refresh_pool(now)
+            if attempt.wait_state is not None:
+                return
         while not attempt.done:
             while self._step(attempt, attempt.clock):
                 pass
@@ -1228,13 +1484,14 @@ class WorkflowService:
             self._active.pop(attempt.id, None)
 
     def _next_event(self, attempt: _Attempt) -> float | None:
+        if attempt.cancel_at is not None:
+            # A kill freezes the attempt until it takes effect: nothing else is due.
+            return attempt.cancel_at
         times = [
             t.due if t.state in ("ready", "running") else t.retry_at
             for t in attempt.tasks
             if t.state in ("ready", "running", "retry_waiting", "group_retry_waiting")
         ]
-        if attempt.cancel_at is not None:
-            times.append(attempt.cancel_at)
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
@@ -1251,6 +1508,8 @@ class WorkflowService:
                     self._set(task, "canceled", now)
             self._finish(attempt, now)
             return True
+        if attempt.cancel_requested:
+            return False
         changed = False
         for task in list(attempt.tasks):
             state = task.state
@@ -1379,6 +1638,8 @@ class WorkflowService:
         return str(database), render(query, variables), str(option("engine") or "presto")
 
     def _poll_jobs(self, attempt: _Attempt, now: float) -> bool:
+        if attempt.cancel_requested:
+            return False
         finished = False
         for task in attempt.tasks:
             if task.state != "running" or task.job_id is None:
@@ -1431,6 +1692,7 @@ class WorkflowService:
         attempt.success = attempt.tasks[0].state == "success"
         attempt.finished_at = now
         self._active.pop(attempt.id, None)
+        self._admit(now)
 
     def _variables(self, attempt: _Attempt, task: _Task) -> dict[str, Any]:
         """What ``${...}`` sees: built-ins, params, ``_export`` of the ancestors, the task's own."""
@@ -1484,9 +1746,7 @@ class WorkflowService:
         level = "ERROR" if error else "INFO"
         text.extend(f"{prefix} [{level}] {context} {line}" for line in lines)
         data = gzip.compress(("\n".join(text) + "\n").encode("utf-8"))
-        key = uuid.uuid4().hex
-        attempt.logs.append(_LogFile(name, file_name, data, started, key))
-        self._storage[key] = (data, file_name)
+        attempt.logs.append(_LogFile(name, file_name, data, started, self.storage.put(data)))
 
     # --- schedules (reference §2.5) -----------------------------------------------------------
 
@@ -1621,7 +1881,9 @@ class WorkflowService:
         self, workflow: _Workflow, session_time: float, name: str, params: dict[str, Any]
     ) -> _Attempt:
         try:
-            return self._start(workflow, session_time, retry_name=name, params=params)
+            return self._start(
+                workflow, session_time, retry_name=name, params=params, queueing=True
+            )
         except _Fail as fail:
             if fail.status != 409:
                 raise
@@ -1671,7 +1933,9 @@ class WorkflowService:
                     schedule.last_session, schedule.spec.tz
                 )
             with contextlib.suppress(_Fail):
-                self._start(schedule.workflow, session_time, retry_name=None, params=params)
+                self._start(
+                    schedule.workflow, session_time, retry_name=None, params=params, queueing=True
+                )
             schedule.last_session = session_time
             schedule.next_session = schedule.spec.next_after(session_time)
             schedule.next_run = schedule.spec.run_time(schedule.next_session)
@@ -1694,9 +1958,7 @@ class WorkflowService:
                         "taskName": f.task_name,
                         "fileTime": format_instant(f.file_time),
                         "agentId": _AGENT_ID,
-                        "direct": self._storage_url(request, f.storage_key, f.file_name)
-                        if direct
-                        else None,
+                        "direct": self.storage.url(request, f.storage_key) if direct else None,
                     }
                     for f in files
                 ]
@@ -1710,18 +1972,6 @@ class WorkflowService:
             if log.file_name == name:
                 return web.Response(body=log.data, content_type="application/gzip")
         raise _Fail(404, f"Log file {name} does not exist")
-
-    # --- pre-signed storage -------------------------------------------------------------------
-
-    @staticmethod
-    def _storage_url(request: web.Request, key: str, name: str) -> str:
-        return str(request.url.with_path(f"{PUBLIC_PREFIX}{key}/{name}").with_query(None))
-
-    async def _storage_get(self, request: web.Request) -> web.Response:
-        stored = self._storage.get(request.match_info["key"])
-        if stored is None:
-            raise web.HTTPNotFound()
-        return web.Response(body=stored[0], content_type="application/gzip")
 
 
 def _subtree(task: _Task) -> Iterable[_Task]:

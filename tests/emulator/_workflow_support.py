@@ -36,6 +36,12 @@ class FakeJobs:
     def job_status(self, job_id: str) -> str:
         return self.status[job_id]
 
+    def kill(self, job_id: str) -> str:
+        former = self.status[job_id]
+        if former == "running":
+            self.status[job_id] = "killed"
+        return former
+
 
 class FakeClock:
     """A clock the test moves by hand, so state walks are exact."""
@@ -67,6 +73,7 @@ async def serve(**options: Any) -> AsyncIterator[Served]:
     service.add_routes(app)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
+    await service.start("127.0.0.1")
     url = str(server.make_url("")).rstrip("/")
     try:
         async with aiohttp.ClientSession(base_url=url) as http:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+from yarl import URL
 
 from tests.emulator._workflow_support import archive, get, push, serve, start, workflow_id
 
@@ -183,7 +184,10 @@ async def test_archive_download_and_redirect() -> None:
         async with s.http.get(f"/api/projects/{pid}/archive", allow_redirects=False) as resp:
             assert resp.status == 303
             location = resp.headers["Location"]
-        assert "/_emulator/storage/" in location
+        storage, api = URL(location), URL(str(resp.url))
+        assert (storage.host, storage.scheme) == (api.host, api.scheme)
+        assert storage.port != api.port  # another origin: the key must not follow the redirect
+        assert storage.port == s.service.storage.port
         async with aiohttp.ClientSession() as anonymous, anonymous.get(location) as resp:
             assert resp.status == 200
             assert await resp.read() == stored
