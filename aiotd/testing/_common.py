@@ -48,10 +48,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def td_error(status: int, message: str, **extra: Any) -> web.Response:
-    """A TD error answer: ``{"message", "error", "severity"}`` plus extras such as ``details``."""
-    body: dict[str, Any] = {"message": message, "error": message, "severity": "error"}
-    body.update(extra)
-    return json_response(body, status)
+    """A TD error answer: ``{"message": ...}`` as every recorded v3 error body has it
+    (samples/v3/error_*.json), plus extras such as a 409's ``details.conflicts_with``."""
+    return json_response({"message": message, **extra}, status)
 
 
 class APIError(Exception):

@@ -298,7 +298,9 @@ class Store:
         """Move a table to another database; 404 for a missing destination, 403 if taken."""
         src = self.writable(db_name)
         table = self.table(db_name, name)
-        dest = self.writable(dest_name)
+        dest = self.database(dest_name)
+        if dest.permission == "query_only":  # samples/v3/error_403_change_database.json
+            raise APIError(403, "Access denied for the destination")
         if name in dest.tables:
             raise APIError(403, f"Table {name} already exists in the destination")
         src.conn.execute("ATTACH DATABASE ? AS __aiotd_dest__", (str(dest.path),))

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import re
+from pathlib import Path
 
 import aiohttp
 import msgpack
@@ -14,6 +15,11 @@ from aiotd.testing import Emulator
 from tests.emulator._core_support import Api, api, emu, loaded, msgpack_gz, sample_records
 
 __all__ = ["api", "emu", "loaded"]
+
+ERROR_SAMPLES = {
+    path.name: json.loads(path.read_text())
+    for path in (Path(__file__).resolve().parents[1] / "samples" / "v3").glob("error_*.json")
+}
 
 
 async def test_url_and_default_apikey(emu: Emulator) -> None:
@@ -24,7 +30,8 @@ async def test_url_and_default_apikey(emu: Emulator) -> None:
 async def test_auth_missing_and_wrong_key_are_401(api: Api) -> None:
     status, body = await api.get("/v3/database/list", auth=False)
     assert status == 401
-    assert set(body) >= {"error", "message", "severity"}
+    # v3 error bodies are {"message": ...} (samples/v3/error_*.json).
+    assert body == {"message": "Authentication failed. Set a valid API key (TD1 <key>)."}
     status, _ = await api.get("/v3/database/list", auth=False, headers={"Authorization": "TD1 x"})
     assert status == 401
     status, body = await api.get("/v3/system/server_status", auth=False)
@@ -142,7 +149,8 @@ async def test_import_response_and_unique_id_dedup(api: Api) -> None:
     assert (await api.ok("GET", "/v3/table/show/db1/tb1"))["count"] == 7
     status, err = await api.call("PUT", "/v3/table/import/db1/tb1/msgpack.gz", data=b"\x1f\x8bxx")
     assert status == 400
-    assert err["severity"] == "error"
+    assert set(err) == {"message"}
+    assert err["message"].startswith("Invalid import data: ")
 
 
 async def test_form_bodies_multipart_and_urlencoded(api: Api) -> None:
@@ -162,8 +170,30 @@ async def test_account_show(api: Api) -> None:
 
 async def test_unknown_route_is_a_td_error_body(api: Api) -> None:
     status, body = await api.get("/v3/no/such/thing")
-    assert status == 404
-    assert body["severity"] == "error"
+    assert (status, body) == (404, {"message": "404 Not Found: GET /v3/no/such/thing"})
     status, body = await api.call("DELETE", "/v3/database/list")
     assert status == 405
-    assert body["severity"] == "error"
+    assert set(body) == {"message"}
+
+
+async def test_error_bodies_are_the_recorded_ones(api: Api) -> None:
+    """The same requests as the recorded errors get the same bodies (samples/v3/error_*.json)."""
+    await api.ok("POST", "/v3/database/create/db_test", data={})
+    await api.ok("POST", "/v3/table/create/db_test/table_test/log", data={})
+    move = {"dest_database_name": "sample_datasets"}
+    calls = [
+        ("error_404_job_show.json", "GET", "/v3/job/show/10000000000", None),
+        ("error_409_database_exists.json", "POST", "/v3/database/create/db_test", {}),
+        ("error_409_table_exists.json", "POST", "/v3/table/create/db_test/table_test/log", {}),
+        ("error_422_validation.json", "POST", "/v3/schedule/create/x", {"query": "SELECT 1"}),
+        (
+            "error_403_change_database.json",
+            "POST",
+            "/v3/table/change_database/db_test/table_test",
+            move,
+        ),
+    ]
+    for name, method, path, form in calls:
+        status = int(name.split("_")[1])
+        got = await api.call(method, path, data=form)
+        assert got == (status, ERROR_SAMPLES[name]), name

@@ -80,7 +80,7 @@ async def test_domain_key_conflict(loaded: Api) -> None:
     )
     assert status == 409
     assert body["details"] == {"conflicts_with": first}
-    assert body["message"]
+    assert set(body) == {"message", "details"}
     by_key = await loaded.ok("GET", "/v3/job/status_by_domain_key/key-1")
     assert by_key["job_id"] == first
     assert (await loaded.get("/v3/job/status_by_domain_key/nope"))[0] == 404
