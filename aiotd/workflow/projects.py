@@ -95,6 +95,8 @@ async def _in_worker(func: Callable[[threading.Event], _T]) -> _T:
                     await asyncio.wait([future])
                 except asyncio.CancelledError:
                     continue
+        if not future.cancelled():
+            future.exception()  # retrieved: the caller gets the cancel, not the thread's error
         raise
 
 
