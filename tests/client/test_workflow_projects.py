@@ -351,7 +351,20 @@ async def test_push_sends_gzip_with_exact_length(scripted: Scripted) -> None:
         assert request.query.getall("clear_schedule") == ["a", "b"]
         assert request.query["schedule_from"] == "2024-01-02T03:04:05Z"
         assert request.query["skip_schedule"] == "true"
-        return web.json_response({"id": "5", "name": "demo", "revision": request.query["revision"]})
+        # a RestProject as TD answers it (samples/workflow/GET__api_projects__td-guide.json)
+        return web.json_response(
+            {
+                "id": "5",
+                "name": "demo",
+                "revision": request.query["revision"],
+                "createdAt": "2024-01-02T03:04:05Z",
+                "updatedAt": "2024-01-02T03:04:05Z",
+                "deletedAt": None,
+                "archiveType": "s3",
+                "archiveMd5": "AAAAAAAAAAAAAAAAAAAAAA==",
+                "metadata": [],
+            }
+        )
 
     scripted.on("/api/projects", accept)
     async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
