@@ -186,6 +186,7 @@ class StorageOrigin:
         self.port = runner.addresses[0][1]
 
     async def close(self) -> None:
+        """Stop listening; idempotent."""
         runner, self._runner = self._runner, None
         self.port = None
         if runner is not None:
@@ -1231,7 +1232,8 @@ class WorkflowService:
             del self._waiting[attempt.id]
             attempt.wait_state = None
             for task in attempt.tasks:
-                self._set(task, "canceled", now)
+                if task.state not in _DONE:  # tasks a resume kept as succeeded stay so
+                    self._set(task, "canceled", now)
             self._finish(attempt, now)
             return _json(body)
         attempt.cancel_at = now + self._kill_delay
@@ -1313,7 +1315,7 @@ class WorkflowService:
 
         With the pool full it waits for a place when ``queueing`` (TD's ``allowQueueing``,
         always on for schedules and backfills); otherwise the start is refused with digdag's
-        attempt-limit error (WorkflowExecutor: ResourceLimitExceededException, a 400)."""
+        attempt-limit error (WorkflowExecutor: AttemptLimitExceededException, mapped to 400)."""
         now = self._clock()
         key = (workflow.project.id, workflow.name, session_time)
         session = self._session_index.get(key)
