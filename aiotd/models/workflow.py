@@ -1,8 +1,14 @@
 """Models of the Workflow (Digdag) API responses (reference/workflow-api.md §3).
 
-The wire uses camelCase; attributes are snake_case (``task.full_name``). Absent optional
-values arrive as explicit nulls (§1 "Absent values"). Every collection is wrapped in an
-object, e.g. ``{"attempts": [...]}``, and has its own ``...List`` model.
+The wire uses camelCase; attributes are snake_case (``task.full_name``). Every collection is
+wrapped in an object, e.g. ``{"attempts": [...]}``, and has its own ``...List`` model.
+
+Which fields are required follows Digdag's REST models (digdag-client ``api/Rest*.java``,
+``@Value.Immutable``): an attribute Digdag always writes is required here, so a body without
+it is a DecodeError rather than an empty id. Only what a body may lack has a default:
+``Optional<>`` attributes (sent as null, §1 "Absent values", and read as absent when
+missing by Digdag's own client), ``@Value.Default`` ones that older servers omit, and TD's
+additions (``metadata``, ``poolId``, ``status`` on a session's last attempt).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any, Final
 import msgspec
 
 from aiotd.errors import AttemptFailed
-from aiotd.models._base import Id, Model, Timestamp, parsed_time
+from aiotd.models._base import Id, Model, parsed_time
 
 __all__ = [
     "Attempt",
@@ -29,6 +35,7 @@ __all__ = [
     "RevisionList",
     "ScheduleAttemptCollection",
     "Secret",
+    "SecretKey",
     "SecretList",
     "Session",
     "SessionList",
@@ -52,16 +59,16 @@ class WorkflowModel(Model, frozen=True, kw_only=True, rename="camel"):
 
 
 class ProjectRef(WorkflowModel, frozen=True, kw_only=True):
-    """``IdAndName`` of a project."""
+    """``IdAndName`` of a project (both required)."""
 
-    id: Id = ""
-    name: str = ""
+    id: Id
+    name: str
 
 
 class WorkflowRef(WorkflowModel, frozen=True, kw_only=True):
-    """``NameOptionalId`` of a workflow; ``id`` may be null (§3)."""
+    """``NameOptionalId`` of a workflow: ``id`` is ``Optional<Id>``, null for one not stored."""
 
-    name: str = ""
+    name: str
     id: Id | None = None
 
 
@@ -71,24 +78,24 @@ class WorkflowRef(WorkflowModel, frozen=True, kw_only=True):
 class ProjectMetadata(WorkflowModel, frozen=True, kw_only=True):
     """A TD project metadata entry; keys can repeat."""
 
-    key: str = ""
-    value: str = ""
+    key: str
+    value: str
 
 
 class Project(WorkflowModel, frozen=True, kw_only=True):
     """RestProject; ``updated_at`` is the latest revision's creation time."""
 
-    id: Id = ""
-    name: str = ""
-    revision: str = ""
-    archive_type: str = ""
+    id: Id
+    name: str
+    revision: str
+    archive_type: str
+    created_at: str
+    updated_at: str
     # Base64 of the MD5 bytes, or null.
     archive_md5: str | None = None
+    deleted_at: str | None = None
     # TD only; absent from OSS digdag.
     metadata: list[ProjectMetadata] = msgspec.field(default_factory=list)
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    deleted_at: Timestamp = None
 
     created_at_dt = parsed_time("created_at")
     updated_at_dt = parsed_time("updated_at")
@@ -98,17 +105,17 @@ class Project(WorkflowModel, frozen=True, kw_only=True):
 class ProjectList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/projects``."""
 
-    projects: list[Project] = msgspec.field(default_factory=list)
+    projects: list[Project]
 
 
 class Revision(WorkflowModel, frozen=True, kw_only=True):
-    """RestRevision; ``user_info`` is TD's ``{"td": {"user": {...}}}`` and may be missing."""
+    """RestRevision; ``user_info`` is TD's ``{"td": {"user": {...}}}``, missing on old servers."""
 
-    revision: str = ""
-    archive_type: str = ""
+    revision: str
+    archive_type: str
+    created_at: str
     archive_md5: str | None = None
     user_info: dict[str, Any] | None = None
-    created_at: Timestamp = None
 
     created_at_dt = parsed_time("created_at")
 
@@ -116,7 +123,7 @@ class Revision(WorkflowModel, frozen=True, kw_only=True):
 class RevisionList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/projects/{id}/revisions``."""
 
-    revisions: list[Revision] = msgspec.field(default_factory=list)
+    revisions: list[Revision]
 
 
 class WorkflowDefinition(WorkflowModel, frozen=True, kw_only=True):
@@ -125,27 +132,27 @@ class WorkflowDefinition(WorkflowModel, frozen=True, kw_only=True):
     Its id changes with every pushed revision (§2.2).
     """
 
-    id: Id = ""
-    name: str = ""
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    revision: str = ""
-    timezone: str = ""
-    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: Id
+    name: str
+    project: ProjectRef
+    revision: str
+    timezone: str
+    config: dict[str, Any]
 
 
 class WorkflowList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/workflows`` and ``GET /api/projects/{id}/workflows``."""
 
-    workflows: list[WorkflowDefinition] = msgspec.field(default_factory=list)
+    workflows: list[WorkflowDefinition]
 
 
 class SessionTime(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/workflows/{id}/truncated_session_time``; the time is in the workflow's zone."""
 
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    revision: str = ""
-    session_time: Timestamp = None
-    timezone: str = ""
+    project: ProjectRef
+    revision: str
+    session_time: str
+    timezone: str
 
     session_time_dt = parsed_time("session_time")
 
@@ -163,36 +170,48 @@ class AttemptState:
     SUCCESS: Final = "success"
     ERROR: Final = "error"
     KILLED: Final = "killed"
+    # The values only the flags decide: finished ones, and a kill under way.
+    FROM_FLAGS: Final = frozenset({SUCCESS, ERROR, KILLED, CANCELING})
 
 
 class _AttemptFlags(WorkflowModel, frozen=True, kw_only=True):
     """The flags shared by attempts and a session's last attempt, and the status they imply."""
 
-    id: Id = ""
+    id: Id
+    done: bool
+    success: bool
+    cancel_requested: bool
+    params: dict[str, Any]
+    created_at: str
     retry_attempt_name: str | None = None
-    done: bool = False
-    success: bool = False
-    cancel_requested: bool = False
-    params: dict[str, Any] = msgspec.field(default_factory=dict)
-    # Sent by OSS >= 0.10 and by TD; see ``status``.
+    finished_at: str | None = None
+    # Sent by OSS >= 0.10 and by TD (not on OSS's lastAttempt); read through ``status``.
     status_: str | None = msgspec.field(default=None, name="status")
     # TD only.
     pool_id: Id | None = None
-    created_at: Timestamp = None
-    finished_at: Timestamp = None
 
     created_at_dt = parsed_time("created_at")
     finished_at_dt = parsed_time("finished_at")
 
     @property
     def status(self) -> str:
-        """The server's status, or when it sent none the one OSS derives from the flags (§3.1)."""
-        if self.status_:
-            return self.status_
-        if self.success:
-            return AttemptState.SUCCESS
+        """The status, never at odds with the flags (§3.1).
+
+        ``done`` decides whether it is a finished one: ``success``, else ``killed`` after a
+        kill request, else ``error``, as OSS derives them. Not done, it is ``canceling``
+        once a kill is requested, else the server's own value (``running``, TD's
+        ``queued``/``blocked``, values TD adds) unless that one names a finished state or a
+        kill the flags do not show, then ``running``.
+        """
         if self.done:
+            if self.success:
+                return AttemptState.SUCCESS
             return AttemptState.KILLED if self.cancel_requested else AttemptState.ERROR
+        if self.cancel_requested:
+            return AttemptState.CANCELING
+        sent = self.status_
+        if sent and sent not in AttemptState.FROM_FLAGS:
+            return sent
         return AttemptState.RUNNING
 
     @property
@@ -212,19 +231,19 @@ class _AttemptFlags(WorkflowModel, frozen=True, kw_only=True):
 
 
 class LastAttempt(_AttemptFlags, frozen=True, kw_only=True):
-    """A session's ``lastAttempt``: an attempt without project, workflow and index."""
+    """A session's ``lastAttempt`` (RestSession.Attempt): no project, workflow or index."""
 
 
 class Attempt(_AttemptFlags, frozen=True, kw_only=True):
     """RestSessionAttempt."""
 
+    project: ProjectRef
+    workflow: WorkflowRef
+    session_id: Id
+    session_uuid: str
+    session_time: str
     # 1, 2, 3... within the session; 0 from old servers and dry-run backfills.
     index: int = 0
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    workflow: WorkflowRef = msgspec.field(default_factory=WorkflowRef)
-    session_id: Id = ""
-    session_uuid: str = ""
-    session_time: Timestamp = None
     # Not on the wire: set by ``attempts.start`` when TD answered 409 with this attempt, the
     # one already started for that session (reference §2.4).
     existing: bool = False
@@ -241,17 +260,17 @@ class Attempt(_AttemptFlags, frozen=True, kw_only=True):
 class AttemptList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/attempts``, ``/api/sessions/{id}/attempts``, ``/api/attempts/{id}/retries``."""
 
-    attempts: list[Attempt] = msgspec.field(default_factory=list)
+    attempts: list[Attempt]
 
 
 class Session(WorkflowModel, frozen=True, kw_only=True):
-    """RestSession; ``last_attempt`` is null in the model but set in practice."""
+    """RestSession; ``last_attempt`` is ``Optional`` in the model but set in practice."""
 
-    id: Id = ""
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    workflow: WorkflowRef = msgspec.field(default_factory=WorkflowRef)
-    session_uuid: str = ""
-    session_time: Timestamp = None
+    id: Id
+    project: ProjectRef
+    workflow: WorkflowRef
+    session_uuid: str
+    session_time: str
     last_attempt: LastAttempt | None = None
 
     session_time_dt = parsed_time("session_time")
@@ -260,7 +279,7 @@ class Session(WorkflowModel, frozen=True, kw_only=True):
 class SessionList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/sessions`` and ``GET /api/projects/{id}/sessions``."""
 
-    sessions: list[Session] = msgspec.field(default_factory=list)
+    sessions: list[Session]
 
 
 # -- tasks ---------------------------------------------------------------------------------
@@ -286,24 +305,25 @@ class TaskState:
 class Task(WorkflowModel, frozen=True, kw_only=True):
     """RestTask: one task of an attempt; the root task is ``+<workflow>``."""
 
-    id: Id = ""
-    full_name: str = ""
-    parent_id: Id | None = None
-    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: Id
+    full_name: str
+    config: dict[str, Any]
     # Ids of the sibling tasks this one waits for.
-    upstreams: list[str] = msgspec.field(default_factory=list)
+    upstreams: list[str]
     # The wire key really is ``isGroup`` (not ``group`` as the swagger says).
-    is_group: bool = False
-    state: str = ""
-    cancel_requested: bool = False
-    export_params: dict[str, Any] = msgspec.field(default_factory=dict)
-    store_params: dict[str, Any] = msgspec.field(default_factory=dict)
-    state_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    is_group: bool
+    state: str
+    export_params: dict[str, Any]
+    store_params: dict[str, Any]
+    state_params: dict[str, Any]
     # ``{}``, or ``{"message": ..., "stacktrace": ...}``.
-    error: dict[str, Any] = msgspec.field(default_factory=dict)
-    updated_at: Timestamp = None
-    retry_at: Timestamp = None
-    started_at: Timestamp = None
+    error: dict[str, Any]
+    updated_at: str
+    parent_id: Id | None = None
+    # ``@Value.Default`` false: servers before 0.9.20 do not send it.
+    cancel_requested: bool = False
+    retry_at: str | None = None
+    started_at: str | None = None
 
     updated_at_dt = parsed_time("updated_at")
     retry_at_dt = parsed_time("retry_at")
@@ -329,7 +349,7 @@ class Task(WorkflowModel, frozen=True, kw_only=True):
 class TaskList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/attempts/{id}/tasks``: every task, root first."""
 
-    tasks: list[Task] = msgspec.field(default_factory=list)
+    tasks: list[Task]
 
 
 # -- schedules -----------------------------------------------------------------------------
@@ -338,12 +358,12 @@ class TaskList(WorkflowModel, frozen=True, kw_only=True):
 class WorkflowSchedule(WorkflowModel, frozen=True, kw_only=True):
     """RestSchedule; ``next_schedule_time`` is in the workflow's zone, the others UTC."""
 
-    id: Id = ""
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    workflow: WorkflowRef = msgspec.field(default_factory=WorkflowRef)
-    next_run_time: Timestamp = None
-    next_schedule_time: Timestamp = None
-    disabled_at: Timestamp = None
+    id: Id
+    project: ProjectRef
+    workflow: WorkflowRef
+    next_run_time: str
+    next_schedule_time: str
+    disabled_at: str | None = None
 
     next_run_time_dt = parsed_time("next_run_time")
     next_schedule_time_dt = parsed_time("next_schedule_time")
@@ -353,7 +373,7 @@ class WorkflowSchedule(WorkflowModel, frozen=True, kw_only=True):
 class WorkflowScheduleList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/schedules`` and ``GET /api/projects/{id}/schedules``."""
 
-    schedules: list[WorkflowSchedule] = msgspec.field(default_factory=list)
+    schedules: list[WorkflowSchedule]
 
 
 class WorkflowScheduleSummary(WorkflowSchedule, frozen=True, kw_only=True):
@@ -362,8 +382,8 @@ class WorkflowScheduleSummary(WorkflowSchedule, frozen=True, kw_only=True):
     OSS fills ``updated_at`` from ``created_at`` (§3 "Schedules").
     """
 
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
+    created_at: str
+    updated_at: str
 
     created_at_dt = parsed_time("created_at")
     updated_at_dt = parsed_time("updated_at")
@@ -372,10 +392,10 @@ class WorkflowScheduleSummary(WorkflowSchedule, frozen=True, kw_only=True):
 class ScheduleAttemptCollection(WorkflowModel, frozen=True, kw_only=True):
     """``POST /api/schedules/{id}/backfill``; a dry run returns dummies with id ``"0"``."""
 
-    id: Id = ""
-    project: ProjectRef = msgspec.field(default_factory=ProjectRef)
-    workflow: WorkflowRef = msgspec.field(default_factory=WorkflowRef)
-    attempts: list[Attempt] = msgspec.field(default_factory=list)
+    id: Id
+    project: ProjectRef
+    workflow: WorkflowRef
+    attempts: list[Attempt]
 
 
 # -- logs, secrets, version ----------------------------------------------------------------
@@ -384,12 +404,12 @@ class ScheduleAttemptCollection(WorkflowModel, frozen=True, kw_only=True):
 class LogFileHandle(WorkflowModel, frozen=True, kw_only=True):
     """RestLogFileHandle; ``direct`` is a pre-signed URL to fetch without TD credentials."""
 
-    file_name: str = ""
-    file_size: int = 0
-    task_name: str = ""
-    agent_id: str = ""
+    file_name: str
+    file_size: int
+    task_name: str
+    file_time: str
+    agent_id: str
     direct: str | None = None
-    file_time: Timestamp = None
 
     file_time_dt = parsed_time("file_time")
 
@@ -397,31 +417,37 @@ class LogFileHandle(WorkflowModel, frozen=True, kw_only=True):
 class LogFileList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/logs/{attempt_id}/files``."""
 
-    files: list[LogFileHandle] = msgspec.field(default_factory=list)
+    files: list[LogFileHandle]
 
 
 class Secret(WorkflowModel, frozen=True, kw_only=True):
-    """RestSecret (PUT/DELETE answers) or a key of RestSecretList (``project`` absent)."""
+    """RestSecret: the answer of setting or deleting a secret."""
 
-    key: str = ""
-    project: ProjectRef | None = None
+    key: str
+    project: ProjectRef
+
+
+class SecretKey(WorkflowModel, frozen=True, kw_only=True):
+    """RestSecretMetadata: one key of a project's secret list."""
+
+    key: str
 
 
 class SecretList(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/projects/{id}/secrets``: keys only, never values."""
 
-    secrets: list[Secret] = msgspec.field(default_factory=list)
+    secrets: list[SecretKey]
 
 
 class Version(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/version``."""
 
-    version: str = ""
+    version: str
 
 
 class VersionCheck(WorkflowModel, frozen=True, kw_only=True):
     """``GET /api/version/check``."""
 
-    server_version: str = ""
-    upgrade_recommended: bool = False
-    api_compatible: bool = True
+    server_version: str
+    upgrade_recommended: bool
+    api_compatible: bool

@@ -1,10 +1,23 @@
-"""Small helpers shared by the workflow resources: request time formats."""
+"""Small helpers shared by the workflow resources: request time formats, page cursors."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["instant", "session_time"]
+from aiotd.errors import DecodeError
+
+__all__ = ["cursor_id", "instant", "session_time"]
+
+
+def cursor_id(item_id: str) -> int:
+    """An id as the ``last_id`` cursor of the next page.
+
+    Digdag's ids are decimal digits (reference §1 "IDs"); any other id in a listing is a body
+    of the wrong shape, a DecodeError, not a ValueError from ``int``.
+    """
+    if not (item_id.isascii() and item_id.isdigit()):
+        raise DecodeError(f"a listing holds the id {item_id[:40]!r}, not a number to page from")
+    return int(item_id)
 
 
 def _aware(value: datetime, what: str) -> datetime:

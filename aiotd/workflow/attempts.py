@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import heapq
 import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import anyio
 import msgspec
@@ -19,14 +20,19 @@ from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
 from aiotd.errors import AttemptFailed, Conflict, DecodeError
-from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList
+from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList, TaskState
+from aiotd.workflow._common import cursor_id
 from aiotd.workflow._common import session_time as _session_time
 from aiotd.workflow.sessions import attempt_pager
 
 if TYPE_CHECKING:
     from aiotd._client import Client
 
-__all__ = ["Attempts", "TaskEvent"]
+__all__ = ["Attempts", "RetryMode", "TaskEvent"]
+
+#: What ``retry`` reruns: every task, the tasks that did not succeed, or from a named task.
+RetryMode = Literal["all", "failed", "from"]
+_RETRY_MODES: tuple[RetryMode, ...] = ("all", "failed", "from")
 
 # Digdag's largest attempts page (api.max_attempts_page_size, reference §2.9).
 _LIST_PAGE = 100
@@ -42,40 +48,83 @@ class TaskEvent(NamedTuple):
     new_state: str
 
 
+# States a task reaches after its children did: a finished one, or a group about to retry
+# its failed children (reference §3.2).
+_AFTER_CHILDREN = TaskState.DONE | {TaskState.GROUP_RETRY_WAITING}
+
+
 def task_changes(tasks: Sequence[Task], states: dict[str, str]) -> list[TaskEvent]:
     """The events between the states last seen and ``tasks``; updates ``states``.
 
-    Tasks still going come in task order; tasks that finished come children before
-    their parent (a group ends after its members), siblings in task order.
+    Ordered as the attempt ran them: siblings after the siblings they wait for
+    (``upstreams``), else in task order; a task's start before its children's events, its
+    end after them. So an upstream that ended in the same snapshot comes before the task
+    that could only then start.
     """
-    going: list[TaskEvent] = []
-    finished: dict[str, TaskEvent] = {}
+    changed: dict[str, TaskEvent] = {}
     for task in tasks:
         old = states.get(task.id)
         if old != task.state:
             states[task.id] = task.state
-            event = TaskEvent(task, old, task.state)
-            if task.done:
-                finished[task.id] = event
-            else:
-                going.append(event)
-    if not finished:
-        return going
+            changed[task.id] = TaskEvent(task, old, task.state)
+    if len(changed) < 2:
+        return list(changed.values())
+    known = {task.id for task in tasks}
     children: dict[str | None, list[Task]] = {}
     for task in tasks:
-        children.setdefault(task.parent_id, []).append(task)
+        # a task whose parent is not in the list is ordered as a root
+        parent = task.parent_id if task.parent_id in known else None
+        children.setdefault(parent, []).append(task)
     ordered: list[TaskEvent] = []
+    visited: set[str] = set()
+    # depth first without recursion: a Task on the stack is to visit, a TaskEvent to emit
+    # once the task's children are done with
+    stack: list[Task | TaskEvent] = list(reversed(_by_upstreams(children.get(None, []))))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, TaskEvent):
+            ordered.append(item)
+            continue
+        if item.id in visited:
+            continue
+        visited.add(item.id)
+        event = changed.pop(item.id, None)
+        if event is not None:
+            if event.new_state in _AFTER_CHILDREN:
+                stack.append(event)
+            else:
+                ordered.append(event)
+        stack.extend(reversed(_by_upstreams(children.get(item.id, []))))
+    ordered.extend(changed.values())  # tasks no walk from a root reaches (a parent cycle)
+    return ordered
 
-    def visit(task: Task) -> None:
-        for child in children.get(task.id, ()):
-            visit(child)
-        if task.id in finished:
-            ordered.append(finished.pop(task.id))
 
-    for root in children.get(None, []):
-        visit(root)
-    ordered.extend(finished.values())  # tasks whose parent was not in the list
-    return going + ordered
+def _by_upstreams(siblings: list[Task]) -> list[Task]:
+    """Siblings, each after the siblings it waits for; otherwise in their given order."""
+    if len(siblings) < 2:
+        return siblings
+    index = {task.id: i for i, task in enumerate(siblings)}
+    blockers = [0] * len(siblings)
+    dependents: list[list[int]] = [[] for _ in siblings]
+    for i, task in enumerate(siblings):
+        for upstream in set(task.upstreams):
+            j = index.get(upstream)
+            if j is not None and j != i:
+                blockers[i] += 1
+                dependents[j].append(i)
+    ready = [i for i, count in enumerate(blockers) if count == 0]  # ascending: a heap
+    ordered: list[Task] = []
+    while ready:
+        i = heapq.heappop(ready)
+        ordered.append(siblings[i])
+        for k in dependents[i]:
+            blockers[k] -= 1
+            if blockers[k] == 0:
+                heapq.heappush(ready, k)
+    if len(ordered) < len(siblings):  # a cycle of upstreams: the rest in their order
+        placed = {task.id for task in ordered}
+        ordered.extend(task for task in siblings if task.id not in placed)
+    return ordered
 
 
 class _AttemptKind:
@@ -107,7 +156,7 @@ class _AttemptKind:
         Attempt ids grow, so the pages from the newest attempt down to the smallest watched
         id hold every watched attempt that still exists, finished or not.
         """
-        if not watched or not all(i.isdigit() for i in watched):
+        if not watched or not all(i.isascii() and i.isdigit() for i in watched):
             # an id that is no number is polled on its own (and found missing): a cost above
             # the budget makes the engine poll per item
             return Listing({}, page_budget + 1, lambda _id: False)
@@ -124,7 +173,7 @@ class _AttemptKind:
             if len(page) < _LIST_PAGE:
                 bottom = 0  # the oldest attempt was reached
                 break
-            last_id = int(page[-1].id)
+            last_id = cursor_id(page[-1].id)
             if last_id < floor:
                 bottom = last_id
                 break
@@ -134,18 +183,18 @@ class _AttemptKind:
         lowest = bottom
 
         def covers(item_id: str) -> bool:
-            return item_id.isdigit() and int(item_id) >= lowest
+            return item_id.isascii() and item_id.isdigit() and int(item_id) >= lowest
 
         return Listing(records, pages, covers)
 
 
 def _conflict_attempt(exc: Conflict) -> Attempt | None:
-    """The attempt a 409 of ``PUT /api/attempts`` carries as its body (reference §4)."""
+    """The attempt a 409 of ``PUT /api/attempts`` carries as its body (reference §4); None
+    for any other 409 body, such as ``{"message", "status"}``."""
     try:
-        attempt = decode_json(exc.body.encode(), Attempt)
+        return decode_json(exc.body.encode(), Attempt)
     except DecodeError:
         return None
-    return attempt if attempt.id else None
 
 
 class Attempts:
@@ -221,36 +270,64 @@ class Attempts:
                 raise
             return msgspec.structs.replace(existing, existing=True)
 
+    @overload
     async def retry(
         self,
         attempt_id: str | int,
         *,
-        failed_only: bool = True,
+        mode: Literal["all", "failed"],
+        params: Mapping[str, Any] | None = None,
+    ) -> Attempt: ...
+
+    @overload
+    async def retry(
+        self,
+        attempt_id: str | int,
+        *,
+        mode: Literal["from"],
+        from_task: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> Attempt: ...
+
+    async def retry(
+        self,
+        attempt_id: str | int,
+        *,
+        mode: RetryMode,
         from_task: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Attempt:
-        """Run a finished attempt's session again, as ``digdag retry`` does.
+        """Run an attempt's session again as a new attempt, as ``digdag retry`` does.
 
-        With ``failed_only`` the tasks that succeeded are skipped (``resume`` mode
-        ``failed``); ``from_task`` (``+wf+step``) instead reruns from that task on.
-        ``params`` override the old ones. A fresh attempt name makes the request safe to
-        retry (reference §2.4 "Retry and resume recipe").
+        ``mode`` is the choice of ``digdag retry --all | --resume | --resume-from``, with no
+        default, as there: ``"all"`` reruns every task; ``"failed"`` reruns only the tasks
+        that did not succeed (Digdag refuses it for an attempt that succeeded: BadRequest,
+        "Resuming successfully completed attempts is not supported"); ``"from"`` reruns
+        ``from_task`` (``+wf+step``) and what follows it, keeping what ran before.
+        ``params`` override the old ones. The attempt's own workflow revision is kept when
+        it has one (``--keep-revision``), else the latest is taken. A fresh attempt name
+        makes the request safe to retry (reference §2.4 "Retry and resume recipe").
         """
+        if mode not in _RETRY_MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, _RETRY_MODES))}")
+        if mode == "from" and not from_task:
+            raise ValueError("mode='from' needs the task to rerun from, as from_task='+wf+task'")
+        if mode != "from" and from_task is not None:
+            raise ValueError("from_task goes only with mode='from'")
         old = await self.get(attempt_id)
-        if old.session_time is None:
-            raise DecodeError(f"attempt {old.id} has no sessionTime to retry")
+        # RestSessionAttemptRequest.Resume, polymorphic on "mode" (digdag-client)
         resume: dict[str, Any] | None = None
-        if from_task is not None:
-            resume = {"mode": "from", "attemptId": old.id, "from": from_task}
-        elif failed_only:
+        if mode == "failed":
             resume = {"mode": "failed", "attemptId": old.id}
+        elif mode == "from":
+            resume = {"mode": "from", "attemptId": old.id, "from": from_task}
         workflow_id = old.workflow.id
         if workflow_id is None:
             projects = self._client.workflow.projects
             workflow_id = (await projects.workflow(old.project.id, old.workflow.name)).id
         return await self._put(
             workflow_id,
-            str(old.session_time),
+            old.session_time,
             params={**old.params, **(params or {})},
             retry_attempt_name=str(uuid.uuid4()),
             resume=resume,

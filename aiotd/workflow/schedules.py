@@ -16,7 +16,7 @@ from aiotd.models.workflow import (
     WorkflowScheduleList,
     WorkflowScheduleSummary,
 )
-from aiotd.workflow._common import instant
+from aiotd.workflow._common import cursor_id, instant
 
 if TYPE_CHECKING:
     from aiotd._client import Client
@@ -34,7 +34,7 @@ def schedule_pager(
         query = {**params, "last_id": last_id}
         return (await client._wf_call("GET", path, WorkflowScheduleList, params=query)).schedules
 
-    return cursor_pager(fetch, lambda s: s.id, order="asc", limit=limit)
+    return cursor_pager(fetch, lambda s: cursor_id(s.id), order="asc", limit=limit)
 
 
 def _local_or_instant(value: datetime | str) -> str:

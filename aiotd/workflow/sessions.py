@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
 from aiotd.models.workflow import Attempt, AttemptList, Session, SessionList
+from aiotd.workflow._common import cursor_id
 
 if TYPE_CHECKING:
     from aiotd._client import Client
@@ -35,7 +36,9 @@ def session_pager(
         query = {**params, "last_id": last_id, "page_size": page_size}
         return (await client._wf_call("GET", path, SessionList, params=query)).sessions
 
-    return cursor_pager(fetch, lambda s: s.id, order="desc", page_size=page_size, limit=limit)
+    return cursor_pager(
+        fetch, lambda s: cursor_id(s.id), order="desc", page_size=page_size, limit=limit
+    )
 
 
 def attempt_pager(
@@ -48,7 +51,9 @@ def attempt_pager(
         query = {**params, "last_id": last_id, "page_size": page_size}
         return (await client._wf_call("GET", path, AttemptList, params=query)).attempts
 
-    return cursor_pager(fetch, lambda a: a.id, order="desc", page_size=page_size, limit=limit)
+    return cursor_pager(
+        fetch, lambda a: cursor_id(a.id), order="desc", page_size=page_size, limit=limit
+    )
 
 
 class Sessions:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
 from aiotd.models.workflow import SessionTime, WorkflowDefinition, WorkflowList
+from aiotd.workflow._common import cursor_id
 from aiotd.workflow._common import session_time as _session_time
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ class Workflows:
             page = await self._client._wf_call("GET", "/api/workflows", WorkflowList, params=params)
             return page.workflows
 
-        return cursor_pager(fetch, lambda w: w.id, order=order, page_size=page_size, limit=limit)
+        return cursor_pager(
+            fetch, lambda w: cursor_id(w.id), order=order, page_size=page_size, limit=limit
+        )
 
     async def get(self, workflow_id: str | int) -> WorkflowDefinition:
         """One workflow definition, of any revision."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 import aiotd
 from aiotd import errors
-from aiotd.models.workflow import Attempt
+from aiotd._polling import PollSettings
+from aiotd.cli import demo
+from aiotd.models.workflow import Attempt, TaskState
 from aiotd.testing import Emulator
 from aiotd.workflow import TaskEvent
 from tests.client._workflow_support import FAILING_DIG, SIMPLE_DIG, SLOW_DIG, client, emulator
@@ -95,7 +98,7 @@ async def test_failure_names_the_failed_task_and_retry_resumes_it(td: aiotd.Clie
     assert failed.status == "error"
     assert failed.failed
 
-    retried = await td.workflow.attempts.retry(started.id, params={"extra": "y"})
+    retried = await td.workflow.attempts.retry(started.id, mode="failed", params={"extra": "y"})
     assert retried.existing is False
     assert retried.session_id == started.session_id
     assert retried.index == 2
@@ -105,6 +108,7 @@ async def test_failure_names_the_failed_task_and_retry_resumes_it(td: aiotd.Clie
     tasks = {t.full_name: t for t in await td.workflow.attempts.tasks(retried.id)}
     assert tasks["+failing+ok"].state == "success"  # kept from the first attempt
     assert tasks["+failing+boom"].state == "error"
+    assert await rerun(td, retried.id) == {"+failing+boom"}
     retries = await td.workflow.attempts.retries(started.id)
     assert [a.id for a in retries] == [started.id, retried.id]
     session = await td.workflow.sessions.get(started.session_id)
@@ -114,6 +118,79 @@ async def test_failure_names_the_failed_task_and_retry_resumes_it(td: aiotd.Clie
         retried.id,
         started.id,
     ]
+
+
+async def rerun(td: aiotd.Client, attempt_id: str) -> set[str]:
+    """The tasks the attempt ran itself: each run writes a log file, a resumed task none."""
+    return {f.task_name for f in await td.workflow.logs.files(attempt_id)}
+
+
+async def test_retry_all_reruns_a_successful_attempt_that_failed_mode_refuses(
+    td: aiotd.Client,
+) -> None:
+    started = await td.workflow.attempts.start(project="proj", workflow="main", session_time=T0)
+    assert (await td.workflow.attempts.wait(started.id, timeout=10)).success
+    # digdag's answer to `digdag retry --resume` of a success: no default may send that
+    with pytest.raises(errors.BadRequest, match="Resuming successfully completed attempts"):
+        await td.workflow.attempts.retry(started.id, mode="failed")
+    again = await td.workflow.attempts.retry(started.id, mode="all")
+    assert (again.session_id, again.index) == (started.session_id, 2)
+    assert (await td.workflow.attempts.wait(again.id, timeout=10)).success
+    assert await rerun(td, again.id) == {"+main+hello", "+main+world"}
+
+
+async def test_retry_from_a_task_keeps_what_ran_before_it(td: aiotd.Client) -> None:
+    started = await td.workflow.attempts.start(project="proj", workflow="main", session_time=T0)
+    await td.workflow.attempts.wait(started.id, timeout=10)
+    again = await td.workflow.attempts.retry(started.id, mode="from", from_task="+main+world")
+    assert (await td.workflow.attempts.wait(again.id, timeout=10)).success
+    assert await rerun(td, again.id) == {"+main+world"}
+    tasks = {t.full_name: t.state for t in await td.workflow.attempts.tasks(again.id)}
+    assert tasks == {"+main": "success", "+main+hello": "success", "+main+world": "success"}
+    with pytest.raises(errors.BadRequest, match="No tasks match"):
+        await td.workflow.attempts.retry(started.id, mode="from", from_task="+main+nope")
+
+
+async def test_retry_needs_an_explicit_mode_before_any_request(
+    td: aiotd.Client, emu: Emulator
+) -> None:
+    started = await td.workflow.attempts.start(project="proj", workflow="main", session_time=T0)
+    before = dict(emu.counters)
+    retry: Any = td.workflow.attempts.retry  # calls a type checker would refuse
+    with pytest.raises(TypeError, match="mode"):
+        await retry(started.id)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        await retry(started.id, mode="resume")
+    with pytest.raises(ValueError, match="from_task"):
+        await retry(started.id, mode="from")
+    with pytest.raises(ValueError, match="from_task goes only with mode='from'"):
+        await retry(started.id, mode="all", from_task="+main+world")
+    assert dict(emu.counters) == before
+
+
+async def test_watch_gives_an_upstream_end_before_the_start_it_allowed(emu: Emulator) -> None:
+    # the demo's workflow, polled slower than its tasks run: one snapshot holds several moves
+    slow = PollSettings(min_interval=0.4, max_interval=0.4, first_delay=0.01)
+    async with client(emu, poll=slow) as td:
+        await td.databases.create(demo.DATABASE)
+        await td.tables.create(demo.DATABASE, demo.TABLE)
+        files = {"daily_report.dig": demo.WORKFLOW, "queries/count.sql": "select 1"}
+        await td.workflow.projects.push("daily_report", files)
+        started = await td.workflow.attempts.start(project="daily_report", workflow="daily_report")
+        events = [e async for e in td.workflow.attempts.watch(started.id)]
+        tasks = {t.id: t for t in await td.workflow.attempts.tasks(started.id)}
+    moves = [(e.task.full_name, e.old_state, e.new_state) for e in events]
+    started_at = {
+        name: i for i, (name, old, new) in reversed(list(enumerate(moves))) if new != "blocked"
+    }
+    ended_at = {name: i for i, (name, _, new) in enumerate(moves) if new in TaskState.DONE}
+    for task in tasks.values():
+        for upstream in task.upstreams:
+            assert ended_at[tasks[upstream].full_name] < started_at[task.full_name], moves
+        if task.parent_id is not None:
+            parent = tasks[task.parent_id].full_name
+            assert started_at[parent] < started_at[task.full_name], moves
+            assert ended_at[task.full_name] < ended_at[parent], moves
 
 
 async def test_kill_rereads_the_attempt_and_is_safe_to_repeat(td: aiotd.Client) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiotd.errors import AttemptFailed
+from aiotd._http import decode_json
+from aiotd.errors import AttemptFailed, DecodeError
 from aiotd.models import (
     Attempt,
     AttemptList,
-    AttemptState,
     LastAttempt,
     LogFileHandle,
     LogFileList,
@@ -45,6 +47,7 @@ from aiotd.models import (
     WorkflowScheduleList,
     WorkflowScheduleSummary,
 )
+from aiotd.models.workflow import SecretKey
 
 
 def _samples_root() -> Path:
@@ -296,58 +299,298 @@ def test_sample_decodes(name: str, model: Any, read: Callable[[Any], Any], expec
     assert read(load(name, model)) == expected
 
 
-# -- attempt status (§3.1) -----------------------------------------------------------------
+# -- required fields (digdag-client api/Rest*.java, reference §3) --------------------------
+
+# What every body of a model carries: the attributes Digdag always writes, neither
+# Optional<> nor @Value.Default. The other wire fields may be missing: Optional<> ones (null
+# when sent), index (Default 0, absent on old servers), a task's cancelRequested (Default,
+# added in 0.9.20), a revision's userInfo (old servers), TD's metadata, poolId and status.
+REQUIRED: dict[type[msgspec.Struct], set[str]] = {
+    ProjectRef: {"id", "name"},
+    WorkflowRef: {"name"},
+    ProjectMetadata: {"key", "value"},
+    Project: {"id", "name", "revision", "createdAt", "updatedAt", "archiveType"},
+    ProjectList: {"projects"},
+    Revision: {"revision", "createdAt", "archiveType"},
+    RevisionList: {"revisions"},
+    WorkflowDefinition: {"id", "name", "project", "revision", "timezone", "config"},
+    WorkflowList: {"workflows"},
+    SessionTime: {"project", "revision", "sessionTime", "timezone"},
+    Attempt: {
+        "id",
+        "project",
+        "workflow",
+        "sessionId",
+        "sessionUuid",
+        "sessionTime",
+        "done",
+        "success",
+        "cancelRequested",
+        "params",
+        "createdAt",
+    },
+    LastAttempt: {"id", "done", "success", "cancelRequested", "params", "createdAt"},
+    AttemptList: {"attempts"},
+    Session: {"id", "project", "workflow", "sessionUuid", "sessionTime"},
+    SessionList: {"sessions"},
+    Task: {
+        "id",
+        "fullName",
+        "config",
+        "upstreams",
+        "isGroup",
+        "state",
+        "exportParams",
+        "storeParams",
+        "stateParams",
+        "updatedAt",
+        "error",
+    },
+    TaskList: {"tasks"},
+    WorkflowSchedule: {"id", "project", "workflow", "nextRunTime", "nextScheduleTime"},
+    WorkflowScheduleSummary: {
+        "id",
+        "project",
+        "workflow",
+        "nextRunTime",
+        "nextScheduleTime",
+        "createdAt",
+        "updatedAt",
+    },
+    WorkflowScheduleList: {"schedules"},
+    ScheduleAttemptCollection: {"id", "project", "workflow", "attempts"},
+    LogFileHandle: {"fileName", "fileSize", "taskName", "fileTime", "agentId"},
+    LogFileList: {"files"},
+    Secret: {"key", "project"},
+    SecretKey: {"key"},
+    SecretList: {"secrets"},
+    Version: {"version"},
+    VersionCheck: {"serverVersion", "upgradeRecommended", "apiCompatible"},
+}
+
+_REF = {"id": "1", "name": "p"}
+_ATTEMPT_BODY = json.loads((WF / "GET__api_attempts_{id}__td-guide.json").read_text())
+_SCHEDULE_BODY = {
+    "id": "3",
+    "project": _REF,
+    "workflow": {"id": "7", "name": "w"},
+    "nextRunTime": "2019-11-01T07:00:00Z",
+    "nextScheduleTime": "2019-11-01T00:00:00+09:00",
+    "disabledAt": None,
+}
+# Shapes without a recorded body, every field as reference §3 lists it.
+REFERENCE_BODIES: list[tuple[str, type[msgspec.Struct], Any]] = [
+    (
+        "revisions",
+        RevisionList,
+        {
+            "revisions": [
+                {
+                    "revision": "r2",
+                    "createdAt": "2020-01-02T00:00:00Z",
+                    "archiveType": "s3",
+                    "archiveMd5": "KruTqOtJ659HHpIJ6NyTTA==",
+                    "userInfo": {"td": {"user": {"id": 1, "name": "n", "email": "e"}}},
+                }
+            ]
+        },
+    ),
+    (
+        "truncated_session_time",
+        SessionTime,
+        {
+            "project": _REF,
+            "revision": "r",
+            "sessionTime": "2016-01-01T00:00:00+09:00",
+            "timezone": "Asia/Tokyo",
+        },
+    ),
+    ("schedules", WorkflowScheduleList, {"schedules": [_SCHEDULE_BODY]}),
+    (
+        "schedule summary",
+        WorkflowScheduleSummary,
+        _SCHEDULE_BODY | {"createdAt": "2019-01-01T00:00:00Z", "updatedAt": "2019-01-01T00:00:00Z"},
+    ),
+    (
+        "backfill",
+        ScheduleAttemptCollection,
+        {"id": "3", "project": _REF, "workflow": {"id": "7", "name": "w"}, "attempts": []},
+    ),
+    (
+        "log files",
+        LogFileList,
+        {
+            "files": [
+                {
+                    "fileName": "+wf1+t1@64e44ee12f7e43a0.452660@ip-10-20.log.gz",
+                    "fileSize": 123,
+                    "taskName": "+wf1+t1",
+                    "fileTime": "2023-08-22T06:00:01Z",
+                    "agentId": "452660@ip-10-20",
+                    "direct": None,
+                }
+            ]
+        },
+    ),
+    ("secret", Secret, {"key": "td.apikey", "project": _REF}),
+    ("secret list", SecretList, {"secrets": [{"key": "a"}]}),
+    ("version", Version, {"version": "0.10.5"}),
+    (
+        "version check",
+        VersionCheck,
+        {"serverVersion": "0.10.5", "upgradeRecommended": True, "apiCompatible": False},
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("success", "done", "cancel_requested", "status"),
-    [
-        (True, True, False, "success"),
-        (True, True, True, "success"),
-        (False, True, True, "killed"),
-        (False, True, False, "error"),
-        (False, False, False, "running"),
-        (False, False, True, "running"),
-    ],
-)
-def test_attempt_status_derived_when_absent(
-    success: bool, done: bool, cancel_requested: bool, status: str
+def test_the_models_require_exactly_what_digdag_always_writes() -> None:
+    for model, required in REQUIRED.items():
+        fields = msgspec.structs.fields(model)
+        assert {f.encode_name for f in fields if f.required} == required, model.__name__
+
+
+def _struct_of(hint: Any) -> type[msgspec.Struct] | None:
+    """The Struct a field holds, itself, in a list, or as an optional value."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return hint
+    for arg in typing.get_args(hint):
+        found = _struct_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _drops(model: type[msgspec.Struct], raw: Any, path: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """(path to a key, model, key) for every key of ``raw`` the model reads, nested ones too."""
+    fields = {f.encode_name: f for f in msgspec.structs.fields(model)}
+    for key, value in raw.items():
+        if key not in fields:
+            continue
+        yield (*path, key), model, key
+        inner = _struct_of(fields[key].type)
+        if inner is None or value is None:
+            continue
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            where = [*path, key, i] if isinstance(value, list) else [*path, key]
+            if isinstance(item, dict):
+                yield from _drops(inner, item, where)
+
+
+def _without(doc: Any, path: tuple[Any, ...]) -> Any:
+    copy = json.loads(json.dumps(doc))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    del node[path[-1]]
+    return copy
+
+
+BODIES = [
+    (case[0], case[1], json.loads((WF / case[0]).read_text())) for case in CASES
+] + REFERENCE_BODIES
+
+
+@pytest.mark.parametrize(("name", "model", "doc"), BODIES, ids=[b[0] for b in BODIES])
+def test_a_body_without_a_required_field_is_a_decode_error(
+    name: str, model: type[msgspec.Struct], doc: Any
 ) -> None:
-    body = msgspec.json.encode(
-        {"id": "1", "success": success, "done": done, "cancelRequested": cancel_requested}
-    )
-    for model in (Attempt, LastAttempt):
-        attempt = msgspec.json.decode(body, type=model)
-        assert attempt.status_ is None
-        assert attempt.status == status
+    decode_json(json.dumps(doc).encode(), model)  # the whole body decodes
+    checked = 0
+    for path, owner, key in _drops(model, doc, []):
+        body = json.dumps(_without(doc, path)).encode()
+        if key in REQUIRED[owner]:
+            with pytest.raises(DecodeError, match=f"missing required field `{key}`"):
+                decode_json(body, model)
+            checked += 1
+        else:
+            decode_json(body, model)  # a field that may be missing
+    assert checked >= len(REQUIRED[model])
 
 
-@pytest.mark.parametrize("sent", ["queued", "blocked", "canceling", "some_new_value"])
-def test_attempt_status_from_the_server_wins(sent: str) -> None:
-    attempt = msgspec.json.decode(
-        msgspec.json.encode({"id": "1", "done": False, "status": sent}), type=Attempt
-    )
-    assert attempt.status == sent
+def test_an_empty_answer_is_no_attempt() -> None:
+    # `{}` to PUT /api/attempts once gave Attempt(id='')
+    with pytest.raises(DecodeError, match="missing required field `id`"):
+        decode_json(b"{}", Attempt)
+    for model in (AttemptList, TaskList, SessionList, ProjectList, WorkflowList, LogFileList):
+        with pytest.raises(DecodeError, match="missing required field"):
+            decode_json(b"{}", model)  # not an empty listing
 
 
-def test_attempt_null_status_is_derived() -> None:
-    attempt = msgspec.json.decode(b'{"done": true, "status": null}', type=Attempt)
-    assert attempt.status == AttemptState.ERROR
+def test_a_required_field_sent_as_null_is_a_decode_error() -> None:
+    for key in ("id", "sessionTime", "project", "done", "params"):
+        with pytest.raises(DecodeError, match="Expected"):
+            decode_json(json.dumps(_ATTEMPT_BODY | {key: None}).encode(), Attempt)
+
+
+# -- attempt status (§3.1): every combination of the flags and of what the server sent ------
+
+_MISSING = object()
+_SENT = [_MISSING, None, "running", "queued", "blocked", "canceling"]
+_SENT += ["success", "error", "killed", "some_new_value"]
+_FINISHED = {"success", "error", "killed"}
+
+
+@pytest.mark.parametrize("model", [Attempt, LastAttempt])
+@pytest.mark.parametrize("sent", _SENT, ids=lambda s: "absent" if s is _MISSING else str(s))
+@pytest.mark.parametrize("done", [True, False])
+@pytest.mark.parametrize("success", [True, False])
+@pytest.mark.parametrize("cancel_requested", [True, False])
+def test_attempt_status_never_contradicts_the_flags(
+    model: type[Attempt | LastAttempt],
+    sent: Any,
+    done: bool,
+    success: bool,
+    cancel_requested: bool,
+) -> None:
+    body = dict(_ATTEMPT_BODY)
+    body.pop("status")
+    if sent is not _MISSING:
+        body["status"] = sent
+    body |= {"done": done, "success": success, "cancelRequested": cancel_requested}
+    attempt = decode_json(json.dumps(body).encode(), model)
+    status = attempt.status
+    assert (status in _FINISHED) == done == attempt.finished
+    assert (status == "success") == (done and success) == (done and not attempt.failed)
+    assert (status == "killed") == attempt.killed == (done and not success and cancel_requested)
+    assert (status == "error") == (done and not success and not cancel_requested)
+    assert (status == "canceling") == (not done and cancel_requested)
+    if not done and not cancel_requested:
+        # what the server says of an attempt under way is kept, TD's extra values included
+        kept = sent if sent in ("running", "queued", "blocked", "some_new_value") else "running"
+        assert status == kept
+
+
+def test_the_recorded_attempts_keep_their_status() -> None:
+    assert load("GET__api_attempts_{id}__td-guide.json", Attempt).status == "success"
+    # OSS sends no status on a session's last attempt: derived from the flags
+    session = load("GET__api_sessions_{id}__digdag-ui.json", Session)
+    assert session.last_attempt.status_ is None
+    assert session.last_attempt.status == "success"
+
+
+def _attempt(**changes: Any) -> Attempt:
+    recorded: Attempt = load("GET__api_attempts_{id}__td-guide.json", Attempt)
+    return msgspec.structs.replace(recorded, **changes)
 
 
 def test_attempt_flags() -> None:
-    killed = Attempt(id="9", done=True, cancel_requested=True)
+    killed = _attempt(done=True, success=False, cancel_requested=True)
     assert (killed.finished, killed.failed, killed.killed) == (True, True, True)
-    ok = Attempt(id="9", done=True, success=True, cancel_requested=True)
+    ok = _attempt(done=True, success=True, cancel_requested=True)
     assert (ok.finished, ok.failed, ok.killed) == (True, False, False)
-    running = Attempt(id="9")
+    running = _attempt(done=False, success=False)
     assert (running.finished, running.failed, running.killed) == (False, False, False)
 
 
+def _task(**changes: Any) -> Task:
+    tasks: list[Task] = load("GET__api_attempts_{id}_tasks__td-guide.json", TaskList).tasks
+    return msgspec.structs.replace(tasks[1], **changes)
+
+
 def test_attempt_raise_for_status_carries_the_failed_tasks() -> None:
-    attempt = Attempt(id="77", done=True)
+    attempt = _attempt(id="77", done=True, success=False)
     failed = [
-        Task(
+        _task(
             full_name="+wf+load",
             state=TaskState.ERROR,
             error={"message": "Query failed", "stacktrace": "..."},
@@ -363,7 +606,7 @@ def test_attempt_raise_for_status_carries_the_failed_tasks() -> None:
 
 
 def test_attempt_raise_for_status_returns_it_otherwise() -> None:
-    for attempt in (Attempt(id="1", done=True, success=True), Attempt(id="1")):
+    for attempt in (_attempt(done=True, success=True), _attempt(done=False, success=False)):
         assert attempt.raise_for_status() is attempt
 
 
@@ -386,70 +629,56 @@ def test_attempt_raise_for_status_returns_it_otherwise() -> None:
     ],
 )
 def test_task_states(state: str, done: bool, failed: bool) -> None:
-    task = Task(state=state)
+    task = _task(state=state)
     assert (task.done, task.failed) == (done, failed)
 
 
 def test_task_error_message() -> None:
-    task = msgspec.json.decode(
-        b'{"id": "5", "fullName": "+wf+t", "isGroup": false, "state": "error",'
-        b' "error": {"message": "boom", "stacktrace": "a, b"}}',
-        type=Task,
-    )
-    assert (task.id, task.full_name, task.error_message) == ("5", "+wf+t", "boom")
-    assert Task().error_message is None
+    task = _task(state="error", error={"message": "boom", "stacktrace": "a, b"})
+    assert task.error_message == "boom"
+    assert _task().error_message is None
 
 
 # -- other shapes (no public sample; shapes from workflow-api.md §3) -------------------------
 
 
 def test_schedule_list_and_summary() -> None:
-    body = (
-        b'{"schedules": [{"id": "3", "project": {"id": "1", "name": "p"},'
-        b' "workflow": {"id": "7", "name": "w"}, "nextRunTime": "2019-11-01T07:00:00Z",'
-        b' "nextScheduleTime": "2019-11-01T00:00:00+09:00", "disabledAt": null}]}'
-    )
-    (schedule,) = msgspec.json.decode(body, type=WorkflowScheduleList).schedules
+    (schedule,) = decode_json(
+        json.dumps({"schedules": [_SCHEDULE_BODY]}).encode(), WorkflowScheduleList
+    ).schedules
     assert (schedule.id, schedule.workflow.id, schedule.disabled_at_dt) == ("3", "7", None)
     assert schedule.next_schedule_time_dt == datetime(
         2019, 11, 1, tzinfo=timezone(timedelta(hours=9))
     )
-    summary = msgspec.json.decode(
-        b'{"id": "3", "disabledAt": "2019-11-02T00:00:00Z", "createdAt": "2019-01-01T00:00:00Z",'
-        b' "updatedAt": "2019-01-01T00:00:00Z"}',
-        type=WorkflowScheduleSummary,
-    )
+    body = _SCHEDULE_BODY | {
+        "disabledAt": "2019-11-02T00:00:00Z",
+        "createdAt": "2019-01-01T00:00:00Z",
+        "updatedAt": "2019-01-01T00:00:00Z",
+    }
+    summary = decode_json(json.dumps(body).encode(), WorkflowScheduleSummary)
     assert summary.disabled_at_dt == datetime(2019, 11, 2, tzinfo=UTC)
     assert summary.updated_at_dt == datetime(2019, 1, 1, tzinfo=UTC)
     assert isinstance(summary, WorkflowSchedule)
 
 
 def test_backfill_dry_run() -> None:
-    body = (
-        b'{"id": "3", "project": {"id": "1", "name": "p"}, "workflow": {"id": "7", "name": "w"},'
-        b' "attempts": [{"id": "0", "index": 0, "sessionId": "0", "done": false,'
-        b' "sessionTime": "1987-01-01T00:00:00+00:00"}]}'
-    )
-    collection = msgspec.json.decode(body, type=ScheduleAttemptCollection)
+    dummy = _ATTEMPT_BODY | {"id": "0", "index": 0, "sessionId": "0", "done": False}
+    body = {"id": "3", "project": _REF, "workflow": {"id": "7", "name": "w"}, "attempts": [dummy]}
+    collection = decode_json(json.dumps(body).encode(), ScheduleAttemptCollection)
     assert collection.id == "3"
     assert [(a.id, a.index, a.session_id) for a in collection.attempts] == [("0", 0, "0")]
 
 
 def test_log_files() -> None:
-    body = (
-        b'{"files": [{"fileName": "+wf1+t1@64e44ee12f7e43a0.452660@ip-10-20.log.gz",'
-        b' "fileSize": 123, "taskName": "+wf1+t1", "fileTime": "2023-08-22T06:00:01Z",'
-        b' "agentId": "452660@ip-10-20", "direct": null},'
-        b' {"fileName": "f2", "fileSize": 1, "taskName": "+wf1+t2",'
-        b' "fileTime": "2023-08-22T06:00:02Z", "agentId": "a", "direct": "https://s3/x?sig=1"}]}'
-    )
-    files = msgspec.json.decode(body, type=LogFileList).files
+    handle = REFERENCE_BODIES[5][2]["files"][0]
+    other = handle | {"fileName": "f2", "taskName": "+wf1+t2", "direct": "https://s3/x?sig=1"}
+    body = {"files": [handle, other | {"fileSize": 1}]}
+    files = decode_json(json.dumps(body).encode(), LogFileList).files
     assert [(f.task_name, f.file_size, f.direct) for f in files] == [
         ("+wf1+t1", 123, None),
         ("+wf1+t2", 1, "https://s3/x?sig=1"),
     ]
     assert files[0].file_time_dt == datetime(2023, 8, 22, 6, 0, 1, tzinfo=UTC)
-    assert LogFileHandle().direct is None
 
 
 def test_revisions_with_and_without_user_info() -> None:
@@ -473,7 +702,7 @@ def test_secrets_session_time_version() -> None:
     )
     assert (secret.key, secret.project) == ("td.apikey", ProjectRef(id="1", name="p"))
     keys = msgspec.json.decode(b'{"secrets": [{"key": "a"}, {"key": "b.c"}]}', type=SecretList)
-    assert [(s.key, s.project) for s in keys.secrets] == [("a", None), ("b.c", None)]
+    assert keys.secrets == [SecretKey(key="a"), SecretKey(key="b.c")]
     truncated = msgspec.json.decode(
         b'{"project": {"id": "1", "name": "p"}, "revision": "r",'
         b' "sessionTime": "2016-01-01T00:00:00+09:00", "timezone": "Asia/Tokyo"}',
@@ -494,18 +723,24 @@ def test_secrets_session_time_version() -> None:
 
 
 def test_td_only_fields_are_optional_and_read() -> None:
-    oss = msgspec.json.decode(b'{"id": "1", "name": "p"}', type=Project)
+    oss = load("GET__api_projects__td-guide.json", ProjectList).projects[0]
     assert oss.metadata == []
-    attempt = msgspec.json.decode(b'{"id": "1", "poolId": "42", "status": "queued"}', type=Attempt)
+    attempt = decode_json(
+        json.dumps(_ATTEMPT_BODY | {"poolId": "42", "status": "queued", "done": False}).encode(),
+        Attempt,
+    )
     assert (attempt.pool_id, attempt.status) == ("42", "queued")
+    assert load("GET__api_attempts_{id}__td-guide.json", Attempt).pool_id is None
 
 
 def test_numeric_ids_become_str() -> None:
-    attempt = msgspec.json.decode(
-        b'{"id": 5, "sessionId": 6, "project": {"id": 1, "name": "p"},'
-        b' "workflow": {"name": "w", "id": 2}}',
-        type=Attempt,
-    )
+    body = _ATTEMPT_BODY | {
+        "id": 5,
+        "sessionId": 6,
+        "project": {"id": 1, "name": "p"},
+        "workflow": {"name": "w", "id": 2},
+    }
+    attempt = decode_json(json.dumps(body).encode(), Attempt)
     assert (attempt.id, attempt.session_id, attempt.project.id, attempt.workflow.id) == (
         "5",
         "6",
@@ -515,24 +750,23 @@ def test_numeric_ids_become_str() -> None:
 
 
 def test_workflow_id_may_be_null() -> None:
-    session = msgspec.json.decode(
-        b'{"id": "1", "workflow": {"name": "w", "id": null}}', type=Session
-    )
-    assert session.workflow == WorkflowRef(name="w", id=None)
+    raw = json.loads((WF / "GET__api_sessions_{id}__td-guide.json").read_text())
+    raw["workflow"]["id"] = None
+    session = decode_json(json.dumps(raw).encode(), Session)
+    assert session.workflow == WorkflowRef(name="daily_aggregation", id=None)
 
 
-def test_unknown_fields_are_ignored_and_missing_ones_default() -> None:
-    task = msgspec.json.decode(b'{"id": "1", "newThing": [1, 2], "group": true}', type=Task)
-    assert task == Task(id="1")
-    assert (task.is_group, task.error, task.upstreams, task.state) == (False, {}, [], "")
+def test_unknown_fields_are_ignored() -> None:
+    raw = json.loads((WF / "GET__api_attempts_{id}_tasks__td-guide.json").read_text())
+    raw["tasks"][0] |= {"newThing": [1, 2], "group": True}
+    tasks = decode_json(json.dumps(raw).encode(), TaskList).tasks
+    assert tasks == load("GET__api_attempts_{id}_tasks__td-guide.json", TaskList).tasks
 
 
 def test_wire_names_are_camel_case() -> None:
-    encoded = msgspec.json.decode(
-        msgspec.json.encode(Task(id="1", full_name="+a", is_group=True, parent_id="0"))
-    )
+    encoded = msgspec.json.decode(msgspec.json.encode(_task(is_group=True, parent_id="0")))
     assert {"fullName", "isGroup", "parentId", "cancelRequested", "retryAt"} <= encoded.keys()
-    encoded = msgspec.json.decode(msgspec.json.encode(Attempt(id="1", status_="success")))
+    encoded = msgspec.json.decode(msgspec.json.encode(_attempt(status_="success")))
     assert encoded["status"] == "success"
     assert "status_" not in encoded
 
@@ -542,7 +776,7 @@ def test_wire_names_are_camel_case() -> None:
 _text = st.text(max_size=20)
 _opt_text = st.none() | _text
 _ids = st.integers(min_value=0, max_value=2**63).map(str)
-_instant = st.none() | st.sampled_from(["2021-09-29T13:17:27Z", "2025-08-03T03:05:30Z"])
+_instant = st.sampled_from(["2021-09-29T13:17:27Z", "2025-08-03T03:05:30Z"])
 _params = st.dictionaries(_text, _text | st.integers(-5, 5) | st.booleans(), max_size=3)
 
 _attempts = st.builds(
@@ -562,7 +796,7 @@ _attempts = st.builds(
     status_=st.none() | st.sampled_from(["success", "error", "queued"]),
     pool_id=st.none() | _ids,
     created_at=_instant,
-    finished_at=_instant,
+    finished_at=st.none() | _instant,
 )
 _tasks = st.builds(
     Task,
@@ -573,17 +807,24 @@ _tasks = st.builds(
     upstreams=st.lists(_ids, max_size=3),
     is_group=st.booleans(),
     state=st.sampled_from(["blocked", "running", "success", "error", "group_error"]),
+    export_params=_params,
+    store_params=_params,
+    state_params=_params,
     error=st.just({}) | st.builds(lambda m: {"message": m}, _text),
-    started_at=_instant,
+    updated_at=_instant,
+    started_at=st.none() | _instant,
 )
 _projects = st.builds(
     Project,
     id=_ids,
     name=_text,
     revision=_text,
+    archive_type=st.sampled_from(["s3", "db"]),
+    created_at=_instant,
+    updated_at=_instant,
     archive_md5=_opt_text,
     metadata=st.lists(st.builds(ProjectMetadata, key=_text, value=_text), max_size=3),
-    deleted_at=_instant,
+    deleted_at=st.none() | _instant,
 )
 
 
