@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import itertools
 import json
 import secrets
 import time
@@ -30,6 +31,7 @@ from aiotd.testing._common import (
     listing_count,
     td_time,
 )
+from aiotd.testing._cron import parse_cron, zone
 from aiotd.testing._jobs import QUERY_TYPES, STATUSES, SUCCESS, JobStore
 from aiotd.testing._results import FORMATS, serve
 from aiotd.testing._store import Store
@@ -89,6 +91,7 @@ class BulkImport:
     error_records: int | None = None
     valid_parts: int | None = None
     error_parts: int | None = None
+    committed_at: float = 0.0
 
 
 @dataclass
@@ -110,8 +113,25 @@ class Schedule:
     user_name: str = "Emulator User"
     history: list[int] = field(default_factory=list)
 
+    def next_time(self, after: float) -> float | None:
+        """The first run strictly after ``after`` by the cron read in the timezone."""
+        cron = parse_cron(self.cron) if self.cron else None
+        tz = zone(self.timezone)
+        return cron.after(after, tz) if cron is not None and tz is not None else None
+
+    def run_times(self, at: int, num: int) -> list[int]:
+        """The scheduled times of ``num`` runs for ``schedule/run`` at ``at``, latest first:
+        the cron's times at or before ``at``, read in the schedule's timezone. Without a cron,
+        ``at`` cut to its minute, then a minute apart: TD's scheduled times fall on whole
+        minutes (samples/v3/schedule_run.json, schedule_history.json)."""
+        cron = parse_cron(self.cron) if self.cron else None
+        tz = zone(self.timezone)
+        if cron is None or tz is None:
+            return [at - at % 60 - 60 * i for i in range(num)]
+        return [int(t) for t in itertools.islice(cron.until(at, tz), num)]
+
     def to_json(self, *, full: bool = True) -> dict[str, Any]:
-        nxt = next_cron_time(self.cron, time.time()) if self.cron else None
+        nxt = self.next_time(time.time())
         body: dict[str, Any] = {
             "name": self.name,
             "cron": self.cron,
@@ -132,65 +152,6 @@ class Schedule:
         else:
             body["next_time"] = iso_z(nxt)
         return body
-
-
-_CRON_ALIASES = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-
-
-def _cron_field(spec: str, lo: int, hi: int) -> set[int]:
-    out: set[int] = set()
-    for part in spec.split(","):
-        body, _, step_s = part.partition("/")
-        step = int(step_s) if step_s else 1
-        if body == "*":
-            a, b = lo, hi
-        elif "-" in body:
-            a_s, b_s = body.split("-", 1)
-            a, b = int(a_s), int(b_s)
-        else:
-            a = b = int(body)
-            if step_s:
-                b = hi
-        out.update(range(a, b + 1, step))
-    return out
-
-
-def next_cron_time(cron: str, after: float) -> float | None:
-    """Next UTC time matching a 5-field cron (or ``@daily`` style) strictly after ``after``."""
-    spec = _CRON_ALIASES.get(cron.strip(), cron.strip())
-    fields = spec.split()
-    if len(fields) != 5:
-        return None
-    try:
-        minutes = _cron_field(fields[0], 0, 59)
-        hours = _cron_field(fields[1], 0, 23)
-        days = _cron_field(fields[2], 1, 31)
-        months = _cron_field(fields[3], 1, 12)
-        weekdays = {d % 7 for d in _cron_field(fields[4], 0, 7)}
-    except ValueError:
-        return None
-    start = (int(after) // 60 + 1) * 60
-    day0 = start - start % 86400
-    for d in range(0, 366 * 5):
-        day = day0 + d * 86400
-        tm = time.gmtime(day)
-        if tm.tm_mon not in months or tm.tm_mday not in days:
-            continue
-        if (tm.tm_wday + 1) % 7 not in weekdays:
-            continue
-        for h in sorted(hours):
-            for m in sorted(minutes):
-                t = day + h * 3600 + m * 60
-                if t >= start:
-                    return float(t)
-    return None
 
 
 def check_listing(count: str, page_cap: int | None) -> None:
@@ -239,8 +200,9 @@ class Core:
     """State and handlers of the v3 API. ``keys`` is the set the auth middleware accepts.
 
     ``job_list_count`` (what ``count`` means in ``job/list`` and ``schedule/history``) and
-    ``job_list_page_cap`` (most items per page whatever ``to`` asks; None honours ``to``) may be
-    changed at any time.
+    ``job_list_page_cap`` (most items per page whatever ``to`` asks; None honours ``to``) and
+    ``bulk_import_commit_time`` (seconds a commit shows ``committing``) may be changed at any
+    time.
     """
 
     def __init__(
@@ -252,10 +214,12 @@ class Core:
         *,
         job_list_count: ListingCount = "page",
         job_list_page_cap: int | None = None,
+        bulk_import_commit_time: float = 0.1,
     ) -> None:
         check_listing(job_list_count, job_list_page_cap)
         self.job_list_count: ListingCount = job_list_count
         self.job_list_page_cap = job_list_page_cap
+        self.bulk_import_commit_time = bulk_import_commit_time
         self.store = store
         self.jobs = jobs
         self.directory = directory
@@ -276,8 +240,15 @@ class Core:
         self.schedules: dict[str, Schedule] = {}
         self.bulk_imports: dict[str, BulkImport] = {}
         self.imported_ids: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._commits: dict[str, asyncio.TimerHandle] = {}
         self._next_user_id = 2
         self._next_schedule_id = 1
+
+    def close(self) -> None:
+        """Drop the commits still under way (their rows stay out)."""
+        for timer in self._commits.values():
+            timer.cancel()
+        self._commits.clear()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -654,7 +625,20 @@ class Core:
                 session.error_records = len(session.errors)
                 session.valid_parts = len(session.parts)
                 session.error_parts = 0
+        if session.status == "committing" and time.time() >= session.committed_at:
+            self._finish_commit(session)
         return session
+
+    def _finish_commit(self, session: BulkImport) -> None:
+        """Write a committing session's rows and mark it committed (once)."""
+        timer = self._commits.pop(session.name, None)
+        if timer is not None:
+            timer.cancel()
+        if session.status != "committing" or self.bulk_imports.get(session.name) is not session:
+            return
+        for records in session.parts.values():
+            self.store.insert(session.database, session.table, records)
+        session.status = "committed"
 
     @staticmethod
     def _bi_json(s: BulkImport) -> dict[str, Any]:
@@ -691,6 +675,9 @@ class Core:
         name = request.match_info["name"]
         self._session(name)
         del self.bulk_imports[name]
+        timer = self._commits.pop(name, None)
+        if timer is not None:
+            timer.cancel()
         return self._bi_ref(name)
 
     async def bi_show(self, request: web.Request) -> web.Response:
@@ -753,13 +740,17 @@ class Core:
 
     async def bi_commit(self, request: web.Request) -> web.Response:
         session = self._session(request.match_info["name"])
-        if session.status == "committed":
+        if session.status in ("committing", "committed"):
             return self._bi_ref(session.name)
         if session.status != "ready":
             raise APIError(400, f"Bulk import session {session.name} is not ready to commit")
-        for records in session.parts.values():
-            self.store.insert(session.database, session.table, records)
-        session.status = "committed"
+        self.store.writable(session.database)
+        # TD commits in the background: ``committing`` until the rows are in the table.
+        session.status = "committing"
+        delay = self.bulk_import_commit_time
+        session.committed_at = time.time() + delay
+        loop = asyncio.get_running_loop()
+        self._commits[session.name] = loop.call_later(delay, self._finish_commit, session)
         return self._bi_ref(session.name)
 
     async def bi_error_records(self, request: web.Request) -> web.Response:
@@ -778,10 +769,15 @@ class Core:
         return sched
 
     def _apply_schedule(self, sched: Schedule, params: dict[str, str]) -> None:
-        if "cron" in params:
-            sched.cron = params["cron"] or None
-            if sched.cron and next_cron_time(sched.cron, time.time()) is None:
-                raise APIError(422, f"Validation failed: Cron is invalid: {sched.cron}")
+        cron = (params["cron"] or None) if "cron" in params else sched.cron
+        tz = zone(params.get("timezone", sched.timezone))
+        if tz is None:
+            raise APIError(422, f"Validation failed: Timezone is invalid: {params['timezone']}")
+        if cron is not None:
+            parsed = parse_cron(cron)
+            if parsed is None or parsed.after(time.time(), tz) is None:
+                raise APIError(422, f"Validation failed: Cron is invalid: {cron}")
+        sched.cron = cron
         for key in ("timezone", "type", "query", "database", "result"):
             if key in params:
                 setattr(sched, key, params[key])
@@ -872,11 +868,8 @@ class Core:
             raise APIError(400, "time must be a unix epoch (seconds)") from None
         num = int_param(params, "num", 1) or 1
         domain_key = params.get("domain_key") or None
-        spec = _CRON_ALIASES.get(sched.cron or "", sched.cron or "")
-        period = 3600 if spec.startswith("0 * ") else 86400
         out = []
-        for i in range(num):
-            at = scheduled - i * period
+        for i, at in enumerate(sched.run_times(scheduled, num)):
             query = sched.query.replace("${TD_SCHEDULED_TIME}", str(at))
             job = self.jobs.issue(
                 job_type=sched.type,

@@ -91,7 +91,7 @@ class Emulator:
         port: int = 0,
         queued_time: float = 0.1,
         running_time: float = 0.3,
-        booting_time: float = 0.0,
+        booting_time: float = 0.05,
         job_list_count: ListingCount = "page",
         job_list_page_cap: int | None = None,
         fault_seed: int | None = 0,
@@ -217,6 +217,7 @@ class Emulator:
             workflow, self.workflow = self.workflow, None
             await workflow.close()
         if self._core is not None:
+            self._core.close()
             self._core.jobs.close()
             self._core.store.close()
         if self._dir is not None:

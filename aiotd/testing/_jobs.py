@@ -1,6 +1,6 @@
 """The job store: jobs whose status follows from their timestamps, indexed per status.
 
-A job's whole timeline (queued -> [booting ->] running -> finished) is fixed when it is issued
+A job's whole timeline (queued -> booting -> running -> finished) is fixed when it is issued
 and its query runs then too; nothing happens per job while time passes. Each request first calls
 ``advance()``, which pops the transitions that are due from one heap and moves those jobs between
 per-status id lists, so listing and counting never scan every job.
@@ -258,7 +258,7 @@ class JobStore:
         *,
         queued_time: float = 0.1,
         running_time: float = 0.3,
-        booting_time: float = 0.0,
+        booting_time: float = 0.05,
         first_job_id: int = 1,
     ) -> None:
         self.store = store

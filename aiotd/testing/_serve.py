@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--running-time", type=float, default=0.3, help="seconds a job runs (0.3)")
     parser.add_argument(
-        "--booting-time", type=float, default=0.0, help="seconds a job shows 'booting' (0)"
+        "--booting-time", type=float, default=0.05, help="seconds a job shows 'booting' (0.05)"
     )
     parser.add_argument(
         "--job-list-count",

@@ -310,10 +310,28 @@ async def test_result_export_and_export_run(loaded: Api) -> None:
     assert (await loaded.ok("GET", f"/v3/job/show/{body['job_id']}"))["type"] == "export"
 
 
-async def test_booting_only_when_configured(loaded: Api) -> None:
-    job_id = await loaded.issue("-- emulator: queued=0 booting=1 duration=0\nSELECT 1")
-    await asyncio.sleep(0.02)
-    assert (await loaded.ok("GET", f"/v3/job/status/{job_id}"))["status"] == "booting"
+async def test_jobs_boot_by_default_between_queued_and_running() -> None:
+    async with Emulator() as emu:
+        jobs = emu.jobs
+        job = jobs.issue(job_type="presto", database="sample_datasets", query="SELECT 1")
+        assert 0 < jobs.booting_time <= 0.1
+        assert job.running_from - job.start == pytest.approx(jobs.booting_time)
+        seen = []
+        for at in (job.created, job.start, job.running_from, job.end):
+            jobs.advance(at + 0.001)
+            seen.append(job.status)
+        assert seen == ["queued", "booting", "running", "success"]
+
+
+async def test_booting_jobs_are_neither_queued_nor_running_in_listings(loaded: Api) -> None:
+    booting = await loaded.issue("-- emulator: queued=0 booting=30\nSELECT 1")
+    queued = await loaded.issue("-- emulator: queued=30\nSELECT 1")
+    assert (await loaded.ok("GET", f"/v3/job/status/{booting}"))["status"] == "booting"
+    listed = {}
+    for status in ("queued", "running", ""):
+        page = await loaded.ok("GET", "/v3/job/list", params={"status": status})
+        listed[status] = [j["job_id"] for j in page["jobs"]]
+    assert listed == {"queued": [queued], "running": [], "": [queued, booting]}
 
 
 @pytest.mark.parametrize("count", [100_000])

@@ -47,9 +47,15 @@ async def test_bulk_import_session(loaded: Api) -> None:
     shown = await loaded.ok("GET", "/v3/bulk_import/show/bi_a")
     assert (shown["status"], shown["valid_records"], shown["error_records"]) == ("ready", 2, 2)
     assert shown["job_id"] == str(performed["job_id"])
-    await loaded.ok("POST", "/v3/bulk_import/commit/bi_a", data={})
-    assert (await loaded.ok("GET", "/v3/bulk_import/show/bi_a"))["status"] == "committed"
+    assert await loaded.ok("POST", "/v3/bulk_import/commit/bi_a", data={}) == ref
+    # TD commits in the background: the session shows committing, the rows are not in yet.
+    assert (await loaded.ok("GET", "/v3/bulk_import/show/bi_a"))["status"] == "committing"
+    assert (await loaded.ok("GET", "/v3/table/show/db1/events"))["count"] == 10
+    assert await loaded.ok("POST", "/v3/bulk_import/commit/bi_a", data={}) == ref
+    await asyncio.sleep(loaded.emu.core.bulk_import_commit_time + 0.05)
+    # The rows land when the commit ends, whether or not the session is looked at.
     assert (await loaded.ok("GET", "/v3/table/show/db1/events"))["count"] == 12
+    assert (await loaded.ok("GET", "/v3/bulk_import/show/bi_a"))["status"] == "committed"
     errors = await loaded.ok("GET", "/v3/bulk_import/error_records/bi_a")
     assert list(msgpack.Unpacker(io.BytesIO(gzip.decompress(errors)), raw=False)) == [
         {"no_time": 1},
@@ -75,17 +81,69 @@ async def test_schedules(loaded: Api) -> None:
     listed = (await loaded.ok("GET", "/v3/schedule/list"))["schedules"]
     assert listed[0]["next_time"].endswith("T03:00:00Z")
     run = await loaded.ok("POST", "/v3/schedule/run/daily_one/1700000000", data={"num": "2"})
+    # 1700000000 is 2023-11-14 22:13:20 UTC: the runs are the cron's last two times by then.
     assert [j["scheduled_at"] for j in run["jobs"]] == [
-        "2023-11-14 22:13:20 UTC",
-        "2023-11-13 22:13:20 UTC",
+        "2023-11-14 03:00:00 UTC",
+        "2023-11-13 03:00:00 UTC",
     ]
     assert all(isinstance(j["job_id"], int) for j in run["jobs"])
     history = await loaded.ok("GET", "/v3/schedule/history/daily_one")
     assert history["count"] == 2
-    assert history["history"][0]["scheduled_at"] == "2023-11-13 22:13:20 UTC"
+    assert history["history"][0]["scheduled_at"] == "2023-11-13 03:00:00 UTC"
     deleted = await loaded.ok("POST", "/v3/schedule/delete/daily_one", data={})
     assert deleted["name"] == "daily_one"
     assert (await loaded.post("/v3/schedule/delete/daily_one"))[0] == 404
+
+
+async def test_schedule_run_follows_the_cron_in_its_timezone(loaded: Api) -> None:
+    form = {
+        "type": "presto",
+        "query": "SELECT ${TD_SCHEDULED_TIME}",
+        "database": "db1",
+        "cron": "0 9 * * *",
+        "timezone": "Asia/Tokyo",
+    }
+    created = await loaded.ok("POST", "/v3/schedule/create/tokyo_9am", data=form)
+    assert created["start"].endswith(" 00:00:00 UTC")  # 09:00 in Tokyo
+    # 1700000000 is 2023-11-14 22:13:20 UTC, 2023-11-15 07:13:20 in Tokyo.
+    run = await loaded.ok("POST", "/v3/schedule/run/tokyo_9am/1700000000", data={"num": "3"})
+    assert [j["scheduled_at"] for j in run["jobs"]] == [
+        "2023-11-14 00:00:00 UTC",
+        "2023-11-13 00:00:00 UTC",
+        "2023-11-12 00:00:00 UTC",
+    ]
+    shown = await loaded.ok("GET", f"/v3/job/show/{run['jobs'][0]['job_id']}")
+    assert shown["query"] == "SELECT 1699920000"
+    form = {"query": "SELECT 1", "database": "db1", "cron": "0 0 13 * 5"}
+    await loaded.ok("POST", "/v3/schedule/create/friday_or_13th", data=form)
+    run = await loaded.ok("POST", "/v3/schedule/run/friday_or_13th/1700000000", data={"num": "3"})
+    # As cron reads it: the 13th or a Friday (2023-11-10 was a Friday, 11-13 a Monday).
+    assert [j["scheduled_at"][:10] for j in run["jobs"]] == [
+        "2023-11-13",
+        "2023-11-10",
+        "2023-11-03",
+    ]
+
+
+async def test_schedule_run_without_cron_is_at_the_minute_asked(loaded: Api) -> None:
+    await loaded.ok("POST", "/v3/schedule/create/by_hand", data={"query": "SELECT 1"})
+    run = await loaded.ok("POST", "/v3/schedule/run/by_hand/1493207857", data={})
+    # samples/v3/schedule_run.json: scheduled_at falls on the minute.
+    assert [j["scheduled_at"] for j in run["jobs"]] == ["2017-04-26 11:57:00 UTC"]
+
+
+async def test_schedule_cron_and_timezone_are_checked(loaded: Api) -> None:
+    form = {"query": "SELECT 1", "cron": "0 9 * * *", "timezone": "Mars/Olympus"}
+    status, body = await loaded.post("/v3/schedule/create/bad_tz", form)
+    assert (status, body) == (
+        422,
+        {"message": "Validation failed: Timezone is invalid: Mars/Olympus"},
+    )
+    await loaded.ok("POST", "/v3/schedule/create/good", data={"query": "SELECT 1"})
+    status, _ = await loaded.post("/v3/schedule/update/good", {"cron": "0 0 31 2 *"})
+    assert status == 422
+    listed = (await loaded.ok("GET", "/v3/schedule/list"))["schedules"]
+    assert [(s["name"], s["cron"]) for s in listed] == [("good", None)]
 
 
 @pytest.mark.parametrize(
