@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
-from aiotd._http import HTTP, Response, Stats, StreamResponse
+from aiotd._http import DEFAULT_MAX_RESPONSE_SIZE, HTTP, Response, Stats, StreamResponse
 from aiotd._polling import Engine, PollSettings
 from aiotd.core.bulk_imports import BulkImports
 from aiotd.core.connectors import Connectors
@@ -23,6 +23,7 @@ from aiotd.core.results import Results
 from aiotd.core.schedules import Schedules
 from aiotd.core.tables import Tables
 from aiotd.core.users import Users
+from aiotd.errors import ClientClosed
 from aiotd.models.core import Account, AccountResponse, ServerStatus
 from aiotd.workflow import Workflow
 
@@ -52,7 +53,9 @@ class Client:
     Configuration comes from the arguments, then ``TD_API_KEY``, ``TD_API_SERVER`` and
     ``TD_WORKFLOW_SERVER``, then the ``site``. One pooled HTTP session, created inside the
     running loop on first use, serves the core API, the Workflow API and every watcher.
-    A closed client cannot be reopened.
+    A whole answer (not a stream) is read up to ``max_response_size`` bytes, decoded: past
+    it comes ``errors.ResponseTooLarge``. ``close()`` cuts off the calls, streams and waits
+    still under way with ``errors.ClientClosed``; a closed client cannot be reopened.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Client:
         verify_ssl: bool = True,
         headers: Mapping[str, str] | None = None,
         poll: PollSettings | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         key = resolve_apikey(apikey)
         self.endpoint, self.workflow_endpoint = resolve_endpoints(site, endpoint, workflow_endpoint)
@@ -82,6 +86,7 @@ class Client:
             user_agent=user_agent,
             verify_ssl=verify_ssl,
             headers=headers,
+            max_response_size=max_response_size,
         )
         self._closed = False
         self._poll_settings = poll or PollSettings()
@@ -125,7 +130,8 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Stop the watchers and close the HTTP session; the client cannot be used again."""
+        """Stop the watchers, end open streams and retry waits (ClientClosed to their callers)
+        and close the HTTP session; the client cannot be used again."""
         self._closed = True
         for engine in self._engines:
             await engine.close()
@@ -137,7 +143,7 @@ class Client:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this aiotd.Client is closed; create a new one")
+            raise ClientClosed("this aiotd.Client is closed; create a new one")
 
     @property
     def stats(self) -> Stats:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -55,11 +57,21 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ValueError("RetryPolicy.max_attempts must be an int")
         if self.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be >= 1 (1 means no retry)")
         for name in ("initial_delay", "max_delay", "max_elapsed", "max_retry_after"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"RetryPolicy.{name} must be >= 0 seconds")
+            value = getattr(self, name)
+            # NaN compares false with everything: it would pass a plain ``< 0`` check
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"RetryPolicy.{name} must be >= 0 seconds (finite)")
+
+    def delay(self, retry: int) -> float:
+        """The backoff before retry number ``retry`` (0 for the first): full jitter, uniform
+        between 0 and ``initial_delay * 2**retry`` capped at ``max_delay``."""
+        cap = min(self.max_delay, self.initial_delay * 2.0 ** min(max(retry, 0), 64))
+        return random.uniform(0, cap)
 
     @classmethod
     def never(cls) -> RetryPolicy:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import backoff
 import msgspec
 import yarl
 
@@ -28,18 +26,23 @@ from aiotd._config import RetryPolicy, Timeouts
 from aiotd._version import __version__
 from aiotd.errors import (
     APIError,
+    ClientClosed,
     DecodeError,
     RateLimited,
+    ResponseTooLarge,
     TDError,
     TransportError,
     error_for_status,
 )
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "HTTP",
     "GroupStats",
     "Response",
+    "RetryBudget",
     "Stats",
+    "StreamResponse",
     "decode_json",
     "error_from_response",
     "group_of",
@@ -54,20 +57,38 @@ logger = logging.getLogger("aiotd")
 USER_AGENT = f"aiotd/{__version__}"
 _MESSAGE_LIMIT = 500
 _BODY_LIMIT = 1 << 20
+#: how much of a non-JSON error body a message is looked for in: an error page's title and
+#: first lines are at its start, and regex passes over a whole megabyte cost ~20x its size
+_PAGE_LIMIT = 1 << 16
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
 _RETRY_STATUSES = frozenset({408, 429})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_CHUNK = 1 << 16
+_LINE_BREAKS = ("\r", "\n", "\0")
+#: The cap on a whole (non-streamed) answer, decoded. A ``job/list`` item is about 0.6 KB
+#: plus its query (samples/v3/job_list.json), so a 10,000-job page fits many times over.
+DEFAULT_MAX_RESPONSE_SIZE = 64 << 20
 
 
 # ---------------------------------------------------------------- pure helpers
 
 
-def segment(value: object) -> str:
-    """One URL path segment, every reserved character escaped (``/``, space, ``+``, ...)."""
+def segment(value: str | int) -> str:
+    """One URL path segment, every reserved character escaped (``/``, space, ``+``, ...).
+
+    Only a str or an int is an id or a name: ``None`` would be sent as ``None``. ``.`` and
+    ``..`` are refused too, since a normalising proxy would resolve them to another path.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"an id or name must be a str or an int, not {type(value).__name__}")
     text = str(value)
     if not text:
         raise ValueError("a path segment (name or id) must not be empty")
+    if not text.strip():
+        raise ValueError("a path segment (name or id) must not be blank")
+    if text in (".", ".."):
+        raise ValueError(f"{text!r} is not a valid id or name: it would change the path")
     return quote(text, safe="")
 
 
@@ -160,10 +181,13 @@ def error_from_response(
                 message = value.strip()[:_MESSAGE_LIMIT]
                 break
         details = doc.get("details")
-        if isinstance(details, dict) and details.get("conflicts_with") is not None:
-            conflicts_with = str(details["conflicts_with"])
+        held = details.get("conflicts_with") if isinstance(details, dict) else None
+        # a job id, as a string or a number (Java parseConflictsWith); an object, a list or
+        # a boolean names no job: the Conflict then carries none rather than a made-up one
+        if isinstance(held, (str, int)) and not isinstance(held, bool) and str(held).strip():
+            conflicts_with = str(held)
     elif text.strip():
-        message = _readable(text)
+        message = _readable(text[:_PAGE_LIMIT])
     if not message:
         message = f"HTTP {status}"
     retry_after = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
@@ -291,22 +315,36 @@ class Response(NamedTuple):
 
 
 class StreamResponse:
-    """An answer whose body is read in chunks; transport failures become TransportError."""
+    """An answer whose body is read in chunks; transport failures become TransportError.
 
-    def __init__(self, resp: aiohttp.ClientResponse, stats: GroupStats, url: str) -> None:
+    ``close()`` of the client ends the body at once: the reader gets ClientClosed.
+    """
+
+    def __init__(
+        self, http: HTTP, resp: aiohttp.ClientResponse, stats: GroupStats, method: str, url: str
+    ) -> None:
+        self._http = http
         self._resp = resp
         self._stats = stats
+        self._method = method
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
         self.url = url
 
     async def iter_chunks(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
         """The body in chunks of at most ``size`` bytes, as they arrive."""
+        http = self._http
         while True:
-            try:
-                chunk = await self._resp.content.read(size)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _transport_error(exc, "GET", self.url) from None
+            error: TDError | None = None
+            if http._closing:
+                error = http._closed_error(self._method, self.url)
+            else:
+                try:
+                    chunk = await self._resp.content.read(size)
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    error = http._failure(exc, self._method, self.url)
+            if error is not None:
+                raise http._scrubbed(error)
             if not chunk:
                 return
             self._stats.bytes_in += len(chunk)
@@ -331,28 +369,81 @@ def _transport_error(exc: BaseException, method: str, url: str) -> TransportErro
         what = "timed out"
     else:
         what = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    return TransportError(f"{method} {url}: {what}")
+    return TransportError(f"{method} {url}: {what}", method=method, url=url)
 
 
-def _delays(policy: RetryPolicy) -> Generator[float, Any, None]:
-    """Backoff waits: Retry-After when the server gave one, else exponential full jitter."""
-    exc = yield 0.0
-    attempt = 0
-    while True:
-        hint = exc.retry_after if isinstance(exc, _Retryable) else None
-        if hint is not None:
-            delay = hint
-        else:
-            delay = random.uniform(0, min(policy.max_delay, policy.initial_delay * 2**attempt))
-        attempt += 1
-        exc = yield delay
+def _retryable(error: TDError) -> bool:
+    """Whether another try may succeed: a transport failure, 408, 429 or 5xx."""
+    if isinstance(error, TransportError):
+        return True
+    return isinstance(error, APIError) and (error.status in _RETRY_STATUSES or error.status >= 500)
+
+
+_ONCE = RetryPolicy.never()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class RetryBudget:
+    """The tries of ONE call on a RetryPolicy: attempts, elapsed time, Retry-After, backoff.
+
+    The HTTP layer's own retry loop uses one per request; a caller that resumes a stream
+    (``stream(..., retries=False)`` in a loop) uses one for the whole call, so a silent
+    server gets ``max_attempts`` tries in all, not ``max_attempts`` per resumption.
+    """
+
+    def __init__(self, http: HTTP, policy: RetryPolicy) -> None:
+        self._http = http
+        self.policy = policy
+        #: tries made so far, the first one included
+        self.tries = 1
+        self._start = time.monotonic()
+
+    async def backoff(self, error: TDError) -> None:
+        """Wait before the next try after ``error``, or raise ``error`` if there is none.
+
+        ``error`` is raised when it is not worth another try (not a transport failure, 408,
+        429 or 5xx), when its ``Retry-After`` exceeds ``max_retry_after``, or when the tries
+        or the time of the policy are spent. The wait is cut short by ``close()`` of the
+        client (ClientClosed). Only for calls safe to send again (reads, idempotent writes).
+        """
+        if not _retryable(error):
+            raise error
+        hint = error.retry_after if isinstance(error, APIError) else None
+        url = getattr(error, "url", "")
+        await self._wait(error, hint, self._http.stats.group(group_of(url)) if url else None)
+
+    async def _wait(self, error: TDError, hint: float | None, group: GroupStats | None) -> None:
+        policy = self.policy
+        elapsed = time.monotonic() - self._start
+        if (
+            (hint is not None and hint > policy.max_retry_after)
+            or self.tries >= policy.max_attempts
+            or elapsed >= policy.max_elapsed
+        ):
+            raise error
+        delay = hint if hint is not None else policy.delay(self.tries - 1)
+        delay = min(delay, policy.max_elapsed - elapsed)
+        if hint is not None and isinstance(error, RateLimited):
+            # a hint this call honours holds back every call of the client (shared budget);
+            # a hint it does not honour (raised at once above) pauses nothing
+            self._http._pause(hint)
+        if group is not None:
+            group.retries += 1
+        logger.debug("retry %d in %.2fs after %s", self.tries, delay, self._http.redact(str(error)))
+        self.tries += 1
+        await self._http._sleep(delay)
 
 
 class HTTP:
     """One pooled aiohttp session with TD's auth, the retry loop and a client-wide budget.
 
-    At most ``max_connections`` requests are in flight; a 429 with ``Retry-After`` pauses
-    every request of this client until the hint has passed, not only the one that got it.
+    At most ``max_connections`` requests are in flight; a 429 whose ``Retry-After`` is
+    honoured pauses every request of this client until the hint has passed, not only the one
+    that got it. A whole answer is read up to ``max_response_size`` bytes (decoded).
     """
 
     def __init__(
@@ -366,39 +457,44 @@ class HTTP:
         user_agent: str | None = None,
         verify_ssl: bool = True,
         headers: Mapping[str, str] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if max_response_size < 1:
+            raise ValueError("max_response_size must be >= 1 byte")
+        if user_agent is not None and any(c in user_agent for c in _LINE_BREAKS):
+            raise ValueError("user_agent must not contain line breaks (CR, LF) or NUL")
         self._apikey = apikey
         self._auth = f"TD1 {apikey}"
+        # the key, and its secret part (after ``1/``) as a server may echo it escaped
+        secret = apikey.split("/", 1)[-1]
+        self._secrets = [apikey] + ([secret] if secret != apikey and len(secret) >= 8 else [])
         self.timeouts = timeouts
         self.retry = retry
         self.max_connections = max_connections
+        self.max_response_size = max_response_size
         self._trace_configs = list(trace_configs or [])
         self._verify_ssl = verify_ssl
         base = {"User-Agent": f"{user_agent} {USER_AGENT}" if user_agent else USER_AGENT}
+        for name, value in (headers or {}).items():
+            if any(c in f"{name}{value}" for c in _LINE_BREAKS):
+                raise ValueError(f"header {name!r} must not contain line breaks (CR, LF) or NUL")
         base.update(headers or {})
         self._headers = base
         self.stats = Stats()
         self._session: aiohttp.ClientSession | None = None
         self._budget: asyncio.Semaphore | None = None
         self._paused_until = 0.0
+        self._closing = False
+        self._streams: set[aiohttp.ClientResponse] = set()
+        self._sleepers: set[asyncio.Future[None]] = set()
         self._timeout = aiohttp.ClientTimeout(
             total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
         )
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, connect=timeouts.connect, sock_read=timeouts.read
         )
-        self._send = backoff.on_exception(
-            lambda: _delays(self.retry),
-            _Retryable,
-            max_tries=lambda: self.retry.max_attempts,
-            max_time=lambda: self.retry.max_elapsed,
-            giveup=self._give_up,
-            jitter=None,
-            on_backoff=self._on_backoff,
-            logger=None,
-        )(self._send_once)
 
     # -- lifecycle
 
@@ -424,43 +520,72 @@ class HTTP:
 
     @property
     def closed(self) -> bool:
-        return self._session is not None and self._session.closed
+        return self._closing
 
     async def close(self) -> None:
+        """End open streams and retry waits at once (their callers get ClientClosed), then
+        close the session; this HTTP cannot be used again."""
+        self._closing = True
+        for waiter in list(self._sleepers):
+            _wake(waiter)
+        for resp in list(self._streams):
+            resp.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
     def redact(self, text: str) -> str:
         """``text`` with the API key replaced, for anything that may reach a log."""
-        return text.replace(self._apikey, "***") if self._apikey else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
-    # -- retry plumbing
+    def _scrubbed(self, error: TDError) -> TDError:
+        """``error`` with the key redacted from its text, and cut from what it was raised in
+        (aiohttp's exceptions carry the request's headers, Authorization included)."""
+        error.args = tuple(self.redact(a) if isinstance(a, str) else a for a in error.args)
+        for name, value in list(vars(error).items()):
+            if isinstance(value, str):
+                setattr(error, name, self.redact(value))
+        error.__cause__ = None
+        error.__context__ = None
+        error.__suppress_context__ = False
+        return error
 
-    def _give_up(self, exc: Exception) -> bool:
-        hint = exc.retry_after if isinstance(exc, _Retryable) else None
-        return hint is not None and hint > self.retry.max_retry_after
+    def _closed_error(self, method: str, url: str) -> ClientClosed:
+        return ClientClosed(f"{method} {url}: the client was closed")
 
-    def _on_backoff(self, details: Any) -> None:
-        exc = details.get("exception")
-        error = exc
-        if isinstance(exc, _Retryable):
-            exc.group.retries += 1
-            error = exc.error
-        logger.debug(
-            "retry %d in %.2fs after %s",
-            details.get("tries", 0),
-            details.get("wait", 0.0),
-            self.redact(str(error)),
-        )
+    def _failure(self, exc: BaseException, method: str, url: str) -> TDError:
+        """The error for an aiohttp failure: ClientClosed if ``close()`` caused it."""
+        if self._closing:
+            return self._closed_error(method, url)
+        return _transport_error(exc, method, url)
+
+    # -- waiting
+
+    def retry_budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
+        """A fresh budget of tries for one call, on the client's RetryPolicy by default."""
+        return RetryBudget(self, policy or self.retry)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, cut short by ``close()``: then ClientClosed."""
+        if seconds > 0 and not self._closing:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(seconds, _wake, waiter)
+            self._sleepers.add(waiter)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._sleepers.discard(waiter)
+        if self._closing:
+            raise ClientClosed("the client was closed while a call waited to retry")
 
     async def _wait_gate(self) -> None:
         """Wait out a client-wide pause set by a 429 (a shared rate-limit budget)."""
         loop = asyncio.get_running_loop()
-        while True:
-            remaining = self._paused_until - loop.time()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(remaining)
+        while (remaining := self._paused_until - loop.time()) > 0:
+            await self._sleep(remaining)
 
     def _pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -484,6 +609,62 @@ class HTTP:
             payload = {k: _form_value(v) for k, v in payload.items() if v is not None}
         return merged, payload, size
 
+    async def _read_body(
+        self, resp: aiohttp.ClientResponse, group: GroupStats, limit: int, *, truncate: bool
+    ) -> bytes:
+        """The whole body as decoded, read while counting: past ``limit`` bytes (announced or
+        read) ResponseTooLarge, or with ``truncate`` its first ``limit`` bytes.
+
+        ``Content-Length`` is the size on the wire: with a ``Content-Encoding`` the decoded
+        size is only known while reading, and aiohttp decodes in bounded pieces as it is read.
+        """
+        length = resp.content_length
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if length is not None and length > limit and not truncate:
+            resp.close()
+            raise self._too_large(resp, limit)
+        if length is not None and length <= limit and not encoded:
+            body = await resp.read()  # the parser stops at Content-Length
+            group.bytes_in += len(body)
+            return body
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := await resp.content.read(_READ_CHUNK):
+            total += len(chunk)
+            group.bytes_in += len(chunk)
+            if total > limit:
+                resp.close()
+                if not truncate:
+                    raise self._too_large(resp, limit)
+                chunks.append(chunk[: len(chunk) - (total - limit)])
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, resp: aiohttp.ClientResponse, limit: int) -> ResponseTooLarge:
+        method, url = resp.method, str(resp.url)
+        return ResponseTooLarge(
+            f"{method} {url}: the answer is larger than max_response_size ({limit:,} bytes)",
+            limit=limit,
+            method=method,
+            url=url,
+        )
+
+    def _redirect(self, resp: aiohttp.ClientResponse, method: str, url: str) -> yarl.URL:
+        """Where a redirect points; a Location that is not an http(s) URL is refused."""
+        raw = resp.headers["Location"]
+        try:
+            location: yarl.URL | None = resp.url.join(yarl.URL(raw))
+        except ValueError:  # yarl refuses e.g. ``http://[::1``
+            location = None
+        if location is None or location.scheme not in ("http", "https") or not location.host:
+            raise TransportError(
+                f"{method} {url}: the server redirected to a malformed location {raw[:200]!r}",
+                method=method,
+                url=url,
+            )
+        return location
+
     async def _send_once(
         self,
         method: str,
@@ -497,6 +678,8 @@ class HTTP:
         stream: bool,
         auth: bool = True,
     ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
+        if self._closing:
+            raise self._closed_error(method, url)
         session = self.session
         assert self._budget is not None
         group = self.stats.group(group_of(url))
@@ -504,12 +687,17 @@ class HTTP:
             await self._wait_gate()
         query = _query(params)
         target = url
+        origin = _origin(yarl.URL(url, encoded=True))
+        resend = retry_writes or method in _IDEMPOTENT_METHODS
         redirects = 0
         req_headers, payload, size = self._build(headers, url, data, json, auth)
         async with self._budget:
+            if self._closing:
+                raise self._closed_error(method, url)
             while True:
                 group.requests += 1
                 group.bytes_out += size
+                failure: Exception | None = None
                 try:
                     resp = await session.request(
                         method,
@@ -522,55 +710,98 @@ class HTTP:
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
                     group.errors += 1
-                    error = _transport_error(exc, method, target)
+                    failure = self._failure(exc, method, target)
                     # A request that never connected was not applied: safe to send again.
                     safe = isinstance(exc, aiohttp.ClientConnectorError)
-                    if retry_writes or method in _IDEMPOTENT_METHODS or safe:
-                        raise _Retryable(error, None, group) from None
-                    raise error from None
-                if resp.status in _REDIRECTS and "Location" in resp.headers:
-                    location = resp.url.join(yarl.URL(resp.headers["Location"]))
-                    resp.release()
-                    redirects += 1
-                    if redirects > _MAX_REDIRECTS:
-                        raise TransportError(f"{method} {url}: too many redirects")
-                    if _origin(location) != _origin(yarl.URL(target, encoded=True)):
-                        # Never send the key to another host (object storage, a proxy).
-                        req_headers = {
-                            k: v for k, v in req_headers.items() if k.lower() != "authorization"
-                        }
-                    if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
-                        method, payload, size = "GET", None, 0
-                    target, query = str(location), None
-                    continue
-                break
+                    if isinstance(failure, TransportError) and (resend or safe):
+                        failure = _Retryable(failure, None, group)
+                if failure is not None:
+                    raise failure
+                if resp.status not in _REDIRECTS or "Location" not in resp.headers:
+                    break
+                resp.release()
+                location = self._redirect(resp, method, target)
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:
+                    raise TransportError(
+                        f"{method} {url}: too many redirects", method=method, url=url
+                    )
+                # aiohttp's rule (as browsers do): a 303, or a 301/302 to a POST, is followed
+                # with a GET without the body; a 307/308 repeats the request, body included
+                if (resp.status == 303 and method != "HEAD") or (
+                    resp.status in (301, 302) and method == "POST"
+                ):
+                    method, payload, size = "GET", None, 0
+                    req_headers = {
+                        k: v for k, v in req_headers.items() if k.lower() != "content-type"
+                    }
+                if _origin(location) != origin:
+                    if payload:
+                        # a secret's value or a password must reach only the origin named
+                        raise TransportError(
+                            f"{method} {url}: refused to send the request body to another "
+                            f"origin ({resp.status} redirect to {location.origin()})",
+                            method=method,
+                            url=url,
+                        )
+                    # Never send the key to another host (object storage, a proxy).
+                    req_headers = {
+                        k: v for k, v in req_headers.items() if k.lower() != "authorization"
+                    }
+                target, query = str(location), None
             if resp.status < 400 and stream:
                 return resp, group, target
             try:
-                body = await resp.read()
+                if resp.status < 400:
+                    body = await self._read_body(
+                        resp, group, self.max_response_size, truncate=False
+                    )
+                else:
+                    body = await self._read_body(resp, group, _BODY_LIMIT, truncate=True)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 group.errors += 1
-                resp.release()
-                error = _transport_error(exc, method, target)
-                if retry_writes or method in _IDEMPOTENT_METHODS:
-                    raise _Retryable(error, None, group) from None
-                raise error from None
+                failure = self._failure(exc, method, target)
+                if isinstance(failure, TransportError) and resend:
+                    failure = _Retryable(failure, None, group)
+            except ResponseTooLarge:
+                group.errors += 1
+                raise
             finally:
                 resp.release()
-        group.bytes_in += len(body)
+            if failure is not None:
+                raise failure
         if resp.status < 400:
             return Response(resp.status, resp.headers, body, target)
         group.errors += 1
         api_error = error_from_response(resp.status, body, resp.headers, method=method, url=target)
         if isinstance(api_error, RateLimited):
             group.rate_limited += 1
-            if api_error.retry_after is not None:
-                self._pause(min(api_error.retry_after, self.retry.max_retry_after))
         retryable = resp.status in _RETRY_STATUSES or resp.status >= 500
         # A 429 was refused before being applied, so it is safe to send again, even a POST.
-        if retryable and (retry_writes or method in _IDEMPOTENT_METHODS or resp.status == 429):
+        if retryable and (resend or resp.status == 429):
             raise _Retryable(api_error, api_error.retry_after, group)
         raise api_error
+
+    async def _send(
+        self, method: str, url: str, policy: RetryPolicy, **kwargs: Any
+    ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
+        """``_send_once`` through one RetryBudget; errors scrubbed of the key."""
+        budget = RetryBudget(self, policy)
+        while True:
+            error: TDError
+            try:
+                return await self._send_once(method, url, **kwargs)
+            except _Retryable as exc:
+                retry = exc
+            except TDError as exc:
+                error = exc
+                break
+            try:
+                await budget._wait(retry.error, retry.retry_after, retry.group)
+            except TDError as exc:
+                error = exc
+                break
+        raise self._scrubbed(error)
 
     async def request(
         self,
@@ -587,20 +818,19 @@ class HTTP:
 
         GETs are retried; a write only when ``idempotent`` (made safe by a domain key,
         unique id or session time). ``data`` may be a callable giving a fresh body per try.
+        The body is read up to ``max_response_size`` (ResponseTooLarge past it).
         """
-        try:
-            result = await self._send(
-                method,
-                url,
-                params=params,
-                data=data,
-                json=json,
-                headers=headers,
-                retry_writes=idempotent,
-                stream=False,
-            )
-        except _Retryable as exc:
-            raise exc.error from None
+        result = await self._send(
+            method,
+            url,
+            self.retry,
+            params=params,
+            data=data,
+            json=json,
+            headers=headers,
+            retry_writes=idempotent,
+            stream=False,
+        )
         assert isinstance(result, Response)
         return result
 
@@ -613,7 +843,11 @@ class HTTP:
     ) -> T:
         """``request`` and decode the JSON body into ``type_``."""
         response = await self.request(method, url, **kwargs)
-        return decode_json(response.body, type_)
+        try:
+            return decode_json(response.body, type_)
+        except DecodeError as exc:
+            error = exc
+        raise self._scrubbed(error)
 
     @asynccontextmanager
     async def stream(
@@ -624,30 +858,34 @@ class HTTP:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
+        retries: bool = True,
     ) -> AsyncIterator[StreamResponse]:
         """A streamed answer: headers through the retry loop, the body read by the caller.
 
         ``auth=False`` sends no API key, for pre-signed URLs whose credentials are in the URL.
+        ``retries=False`` sends once and raises the first error, for a caller that resumes
+        the stream in its own loop on one ``retry_budget()``. The body has no size cap here:
+        the reader bounds it. ``close()`` of the client ends the stream (ClientClosed).
         """
-        try:
-            result = await self._send(
-                method,
-                url,
-                params=params,
-                data=None,
-                json=None,
-                headers=headers,
-                retry_writes=False,
-                stream=True,
-                auth=auth,
-            )
-        except _Retryable as exc:
-            raise exc.error from None
+        result = await self._send(
+            method,
+            url,
+            self.retry if retries else _ONCE,
+            params=params,
+            data=None,
+            json=None,
+            headers=headers,
+            retry_writes=False,
+            stream=True,
+            auth=auth,
+        )
         assert not isinstance(result, Response)
         resp, group, target = result
+        self._streams.add(resp)
         try:
-            yield StreamResponse(resp, group, target)
+            yield StreamResponse(self, resp, group, method, target)
         finally:
+            self._streams.discard(resp)
             resp.release()
 
 
