@@ -2,13 +2,18 @@
 
 Two cursor styles cover both APIs: v3 offsets (``from``/``to``, ``to`` inclusive in
 ``job/list``, v3-api.md §7.7) and Digdag's ``last_id`` (ascending ``>`` or descending ``<``,
-workflow-api.md §2.9). A page shorter than asked for, or empty, ends the walk; a cursor that
-repeats or moves backwards is an error rather than an endless loop.
+workflow-api.md §2.9). A cursor that repeats or moves backwards is an error rather than an
+endless loop.
+
+v3 offset walks end only on an empty page: a server may cut a page shorter than ``to`` asks,
+and the ``count`` TD sends beside a page has no settled meaning (td-client-python's
+``job/list`` fixture says ``count: 11`` for 3 jobs asked as ``from 0 to 10``, td-client-go's
+says ``count: 4`` for 4 jobs), so neither is read as "no more".
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from aiotd.errors import DecodeError
@@ -22,7 +27,10 @@ class Pager(Generic[T]):
     """An awaitable, async-iterable walk over pages of ``T``.
 
     ``fetch(cursor)`` returns one page; ``advance(cursor, page)`` returns the next cursor or
-    ``None`` when the walk is over. ``limit`` caps the number of items iterated.
+    ``None`` when the walk is over. ``limit`` caps the number of items iterated. With
+    ``key``, an item seen earlier in the same walk is skipped (offset pages shift when new
+    items arrive at the top), and a page holding nothing new is an error: the server is
+    ignoring the cursor.
     """
 
     def __init__(
@@ -32,6 +40,7 @@ class Pager(Generic[T]):
         start: Any,
         *,
         limit: int | None = None,
+        key: Callable[[T], object] | None = None,
     ) -> None:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
@@ -39,6 +48,7 @@ class Pager(Generic[T]):
         self._advance = advance
         self._start = start
         self._limit = limit
+        self._key = key
 
     def __await__(self) -> Generator[Any, None, list[T]]:
         return self.first_page().__await__()
@@ -48,25 +58,42 @@ class Pager(Generic[T]):
         page = list(await self._fetch(self._start))
         return page if self._limit is None else page[: self._limit]
 
-    async def pages(self) -> AsyncIterator[list[T]]:
+    async def pages(self) -> AsyncGenerator[list[T], None]:
         """Every page, one request each, until the API has no more."""
         cursor = self._start
         seen: set[Any] = {cursor}
+        keys: set[object] = set()
         remaining = self._limit
         while remaining is None or remaining > 0:
-            page = list(await self._fetch(cursor))
+            raw = await self._fetch(cursor)
+            page = list(raw) if self._key is None else self._fresh(raw, keys, cursor)
             if remaining is not None:
                 page = page[:remaining]
                 remaining -= len(page)
             if page:
                 yield page
-            nxt = self._advance(cursor, page) if page else None
+            nxt = self._advance(cursor, raw) if raw else None
             if nxt is None:
                 return
             if nxt in seen:
                 raise DecodeError(f"the API repeated the page cursor {nxt!r}; stopping the walk")
             seen.add(nxt)
             cursor = nxt
+
+    def _fresh(self, raw: Sequence[T], keys: set[object], cursor: Any) -> list[T]:
+        assert self._key is not None
+        page = []
+        for item in raw:
+            k = self._key(item)
+            if k not in keys:
+                keys.add(k)
+                page.append(item)
+        if raw and not page:
+            raise DecodeError(
+                f"the page at cursor {cursor!r} repeats items already seen: the server ignores "
+                "the cursor; stopping the walk"
+            )
+        return page
 
     async def _items(self) -> AsyncIterator[T]:
         async for page in self.pages():
@@ -87,18 +114,23 @@ def offset_pager(
     page_size: int = 100,
     start: int = 0,
     limit: int | None = None,
+    key: Callable[[T], object] | None = None,
 ) -> Pager[T]:
-    """v3 offset paging: ``fetch(from_, to)`` with ``to`` inclusive; a short page ends it."""
+    """v3 offset paging: ``fetch(from_, to)`` with ``to`` inclusive; an empty page ends it.
+
+    The next offset is the current one plus the items the server sent, however many it
+    sent, so a server that caps pages below ``page_size`` is still walked to the end.
+    """
     if page_size < 1:
         raise ValueError("page_size must be >= 1")
 
     async def one(offset: int) -> Sequence[T]:
         return await fetch(offset, offset + page_size - 1)
 
-    def advance(offset: int, page: Sequence[T]) -> int | None:
-        return None if len(page) < page_size else offset + len(page)
+    def advance(offset: int, page: Sequence[T]) -> int:
+        return offset + len(page)
 
-    return Pager(one, advance, start, limit=limit)
+    return Pager(one, advance, start, limit=limit, key=key)
 
 
 def cursor_pager(

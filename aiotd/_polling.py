@@ -10,13 +10,17 @@ changes. The engine learns states the cheaper of two ways:
   newest first), which refreshes every watched item at once; a watched item missing from
   the listing has probably finished and is confirmed with one request.
 
-It lists when the last listing took fewer pages than there are watched items, and no more
-often than per-item polling of those items would send requests, so a listing never costs
-more than the polls it replaces and notices changes sooner. A finished item costs one more
+It lists when the last listing took fewer pages than there are watched items, no more
+often than per-item polling of those items would send requests, and no more often than
+``listing_budget`` requests per item finished: so listings never cost more than the
+polls they replace, nor much more than the work they report. A finished item costs one more
 request, its full record, fanned out to every waiter.
 Poll failures never end a wait: the HTTP layer retries, then the engine backs off and tries
 again. Only a caller's deadline ends a wait; an item that does not exist fails its own
 waiters with ``NotFound``. There is no task per watched item: one runner task per engine.
+The runner is supervised: an unexpected error about one item fails that item's waiters
+with a typed error and the engine goes on; if the runner itself fails, every waiter gets a
+``TDError`` and the next ``add()`` starts a fresh runner.
 """
 
 from __future__ import annotations
@@ -32,13 +36,23 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
-from aiotd.errors import NotFound, TDError, WaitTimeout
+from aiotd.errors import ClientClosed, DecodeError, NotFound, TDError, WaitTimeout
 
-__all__ = ["Change", "Engine", "Kind", "Listing", "PollSettings"]
+__all__ = ["Change", "Clock", "Engine", "Kind", "Listing", "PollSettings", "Sleep"]
 
 logger = logging.getLogger("aiotd")
 
 R = TypeVar("R")
+
+#: The engine's clock (seconds, monotonic): the running loop's ``time()`` by default.
+Clock = Callable[[], float]
+#: ``sleep(delay, wake)``: return after ``delay`` seconds, or sooner once ``wake`` is set.
+Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
+
+
+async def _sleep(delay: float, wake: asyncio.Event) -> None:
+    with anyio.move_on_after(delay):
+        await wake.wait()
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,9 @@ class PollSettings:
 
     ``first_delay`` batches items added together into one first poll; ``concurrency``
     bounds per-item requests in flight per engine; ``list_page_size`` is the page size of
-    listings (Digdag caps attempts pages at 100 whatever is asked).
+    listings (Digdag caps attempts pages at 100 whatever is asked); ``listing_budget`` is
+    how many listing requests the engine may spend, on average, per item that finishes
+    (listings are spaced out while little finishes).
     """
 
     min_interval: float = 1.0
@@ -93,12 +109,19 @@ class PollSettings:
     concurrency: int = 16
     error_backoff: float = 1.0
     list_page_size: int = 1000
+    listing_budget: float = 0.5
 
     def __post_init__(self) -> None:
+        for name in ("min_interval", "max_interval", "growth", "first_delay", "error_backoff"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
         if not 0 < self.min_interval <= self.max_interval:
             raise ValueError("need 0 < min_interval <= max_interval")
         if self.growth < 1:
             raise ValueError("growth must be >= 1")
+        if not 0 < self.listing_budget < math.inf:
+            raise ValueError("listing_budget must be a finite number > 0")
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if self.list_page_size < 1:
@@ -152,9 +175,18 @@ class _Entry:
 class Engine(Generic[R]):
     """Watches items of one kind for every waiter of a Client."""
 
-    def __init__(self, kind: Kind[R], settings: PollSettings | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind[R],
+        settings: PollSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
         self.kind = kind
         self.settings = settings or PollSettings()
+        self._clock = clock
+        self._sleep = sleep or _sleep
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, _Entry]] = []
         self._seq = itertools.count()
@@ -166,6 +198,10 @@ class Engine(Generic[R]):
         self._listing_ok = True
         self._next_listing = 0.0
         self._listing_errors = 0
+        self._period = self.settings.min_interval  # between listings, grows while quiet
+        self._last_listing: float | None = None  # when the last listing ended
+        self._events = 0  # items finished since the last listing
+        self._event_rate: float | None = None  # events per second, smoothed
         self.polls = 0
         self.listings = 0
 
@@ -175,6 +211,8 @@ class Engine(Generic[R]):
         return len(self._entries)
 
     def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         return asyncio.get_running_loop().time()
 
     def _schedule(self, entry: _Entry, due: float) -> None:
@@ -191,6 +229,7 @@ class Engine(Generic[R]):
             raise RuntimeError("the client is closed")
         now = self._now()
         first = now + self.settings.first_delay
+        new = 0
         for item_id in ids:
             entry = self._entries.get(item_id)
             if entry is None:
@@ -198,8 +237,14 @@ class Engine(Generic[R]):
                 self._entries[item_id] = entry
                 self._rate += 1.0 / entry.interval
                 self._schedule(entry, first)
+                new += 1
             entry.listeners.append(listener)
-        self._next_listing = min(self._next_listing, first)
+        if not new:
+            return
+        if self._last_listing is None or new >= self._listing_pages:
+            # more new items than a listing has pages: a listing soon is their cheapest poll;
+            # fewer wait for the next listing, as spaced by what finishes
+            self._next_listing = min(self._next_listing, first)
         self._kick()
 
     def remove(self, ids: Iterable[str], listener: _Listener) -> None:
@@ -235,12 +280,15 @@ class Engine(Generic[R]):
             runner.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([runner])
-        error = RuntimeError("the client was closed while waiting")
+        self._fail_all(ClientClosed("the client was closed while waiting"))
+
+    def _fail_all(self, error: BaseException) -> None:
         for entry in list(self._entries.values()):
             for listener in list(entry.listeners):
                 listener.failed(entry.id, error)
         self._entries.clear()
         self._heap.clear()
+        self._rate = 0.0
 
     # -- applying what was learned
 
@@ -259,6 +307,7 @@ class Engine(Generic[R]):
             for listener in list(entry.listeners):
                 listener.changed(change)
             if final:
+                self._events += 1
                 self._drop(entry)
                 return
             self._set_interval(entry, self.settings.min_interval)
@@ -267,6 +316,7 @@ class Engine(Generic[R]):
                 change = Change(entry.id, old, status, record, True)
                 for listener in list(entry.listeners):
                     listener.changed(change)
+                self._events += 1
                 self._drop(entry)
                 return
             if now < entry.due:
@@ -302,13 +352,26 @@ class Engine(Generic[R]):
         except TDError as exc:
             self._backoff(entry, exc)
             return
+        except Exception as exc:  # a bug or a body nobody foresaw: this item only
+            self._fail(entry, self._unexpected(f"{self.kind.name} {entry.id}", exc))
+            return
         finally:
             entry.finishing = False
-        done = self.kind.finished(record)
-        if done and not final and self.kind.needs_final(record):
-            await self._learn(entry, final=True)
-            return
-        self._observe(entry, record, final=done)
+        try:
+            done = self.kind.finished(record)
+            if done and not final and self.kind.needs_final(record):
+                await self._learn(entry, final=True)
+                return
+            self._observe(entry, record, final=done)
+        except Exception as exc:
+            self._fail(entry, self._unexpected(f"{self.kind.name} {entry.id}", exc))
+
+    def _unexpected(self, what: str, exc: Exception) -> TDError:
+        """Log an error the engine has no rule for, once, and type it for the waiters."""
+        logger.error("poll engine: unexpected error about %s", what, exc_info=exc)
+        error = DecodeError(f"{what}: could not use the answer ({type(exc).__name__}: {exc})")
+        error.__cause__ = exc
+        return error
 
     # -- the runner
 
@@ -324,37 +387,70 @@ class Engine(Generic[R]):
             return False
         return self._listing_pages < len(self._entries)
 
-    def _listing_period(self) -> float:
-        rate = max(self._rate, 1e-9)
-        return min(
-            max(self.settings.min_interval, self._listing_pages / rate),
-            self.settings.max_interval,
-        )
+    def _spacing(self) -> float:
+        """Seconds from the last listing to the next.
+
+        Never less than ``min_interval``, nor than what per-item polls of the watched items
+        would cost in requests. Beyond that, a listing of P pages waits until the items
+        finished since the last one pay for it at ``listing_budget`` requests each, as
+        predicted from the rate seen so far; while that rate is low the spacing grows by
+        ``growth`` per listing, up to ``max_interval``.
+        """
+        s = self.settings
+        pages = self._listing_pages
+        spacing = max(s.min_interval, pages / max(self._rate, 1e-9))
+        if self._event_rate is not None:
+            owed = pages / s.listing_budget - self._events
+            if owed > 0:
+                spacing = max(spacing, owed / max(self._event_rate, 1e-9))
+        return max(s.min_interval, min(spacing, self._period, s.max_interval))
+
+    def _after_listing(self, now: float) -> None:
+        """Update the event rate from what happened since the last listing; plan the next."""
+        if self._last_listing is not None:
+            rate = self._events / max(now - self._last_listing, 1e-3)
+            previous = self._event_rate
+            self._event_rate = rate if previous is None else (previous + rate) / 2
+        self._events = 0
+        self._last_listing = now
+        self._period = math.inf
+        spacing = self._spacing()
+        self._period = spacing * self.settings.growth
+        self._next_listing = now + spacing
 
     async def _run(self) -> None:
-        listing_mode = False
         try:
-            while self._entries:
-                now = self._now()
-                if self._listing_pays():
-                    # A listing refreshes every watched item: the per-item schedule rests.
-                    listing_mode = True
-                    if now >= self._next_listing:
-                        await self._list_once()
-                        continue
-                    wake_at = self._next_listing
-                else:
-                    if listing_mode:
-                        listing_mode = False
-                        self._rebuild_heap()
-                    due = self._due(now)
-                    if due:
-                        await self._poll_many(due)
-                        continue
-                    wake_at = self._heap[0][0] if self._heap else now + 1.0
-                await self._sleep_until(wake_at)
+            await self._loop()
+        except Exception as exc:
+            # the runner itself failed: nobody may wait forever on it
+            logger.error("poll engine for %ss failed", self.kind.name, exc_info=exc)
+            error = TDError(f"the {self.kind.name} poll engine failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._fail_all(error)
         finally:
             self._runner = None
+
+    async def _loop(self) -> None:
+        listing_mode = False
+        while self._entries:
+            now = self._now()
+            if self._listing_pays():
+                # A listing refreshes every watched item: the per-item schedule rests.
+                listing_mode = True
+                if now >= self._next_listing:
+                    await self._list_once()
+                    continue
+                wake_at = self._next_listing
+            else:
+                if listing_mode:
+                    listing_mode = False
+                    self._rebuild_heap()
+                due = self._due(now)
+                if due:
+                    await self._poll_many(due)
+                    continue
+                wake_at = self._heap[0][0] if self._heap else now + 1.0
+            await self._sleep_until(wake_at)
 
     def _rebuild_heap(self) -> None:
         """One heap slot per entry at its due time (listings leave stale slots behind)."""
@@ -374,9 +470,7 @@ class Engine(Generic[R]):
     async def _sleep_until(self, when: float) -> None:
         assert self._wake is not None
         self._wake.clear()
-        delay = max(0.0, when - self._now())
-        with anyio.move_on_after(delay):
-            await self._wake.wait()
+        await self._sleep(max(0.0, when - self._now()), self._wake)
 
     async def _poll_many(self, entries: list[_Entry]) -> None:
         await self._each(entries, final=False)
@@ -410,12 +504,18 @@ class Engine(Generic[R]):
             logger.debug("listing %ss failed, retrying in %.1fs: %s", self.kind.name, delay, exc)
             self._next_listing = self._now() + delay
             return
+        except Exception as exc:
+            # a listing nobody foresaw: per-item polls carry every item from here on
+            self._unexpected(f"listing {self.kind.name}s", exc)
+            self._listing_ok = False
+            return
         self._listing_errors = 0
         if listing is None:
             self._listing_ok = False
             return
         self._listing_pages = max(1.0, float(listing.pages))
         confirm: list[_Entry] = []
+        poll: list[_Entry] = []
         for item_id in watched:
             entry = self._entries.get(item_id)
             if entry is None or entry.finishing:
@@ -429,18 +529,20 @@ class Engine(Generic[R]):
                         self._observe(entry, record, final=True)
                 else:
                     self._observe(entry, record, final=False)
-            elif (
-                entry.since < started
-                and listing.covers(item_id)
-                and (not entry.missing_checked or entry.due <= self._now())
-            ):
+            elif not listing.covers(item_id):
+                # outside what the walk covered: absence says nothing, its own poll does
+                if entry.due <= self._now():
+                    poll.append(entry)
+            elif entry.since < started and (not entry.missing_checked or entry.due <= self._now()):
                 # absent from the unfinished set: probably finished (or booting); one
                 # request confirms it, and it is the final record the waiters need anyway
                 entry.missing_checked = True
                 confirm.append(entry)
         if confirm:
             await self._each(confirm, final=True)
-        self._next_listing = self._now() + self._listing_period()
+        if poll:
+            await self._each(poll, final=False)
+        self._after_listing(self._now())
 
 
 # ---------------------------------------------------------------- waiting helpers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import math
 import os
 import random
 import uuid
@@ -77,34 +78,51 @@ class _JobKind:
         return isinstance(record, JobStatus)
 
     async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[JobStatus | Job]:
-        """Queued and running jobs, newest first (booting jobs appear in neither list)."""
+        """Queued and running jobs, newest first by id, down to the oldest watched job.
+
+        Booting jobs appear in neither list (v3-api.md §2). What a walk covered is known
+        from the ids it saw, never from ``count``: the recorded bodies disagree on what it
+        counts (td-client-python's fixture: 11 for 3 jobs asked ``from 0 to 10``; td-client-
+        go's: 4 for 4 jobs; the guide: 20 for a default page), and a page may be cut shorter
+        than ``to`` asks. A walk ends on an empty page or once past the oldest watched id.
+        """
+        floor = min((int(i) for i in watched if i.isdigit()), default=None)
         records: dict[str, JobStatus | Job] = {}
         pages = 0
-        estimated = 0
-        complete = True
+        bound = -math.inf  # every id >= bound was in one of the walks
         for status in ("queued", "running"):
-            offset = 0
-            total = 0
-            while pages < page_budget:
-                page = await self._jobs._page(
-                    JobStatusList, offset, offset + self._page_size - 1, status=status
-                )
-                pages += 1
-                total = page.count
-                for job in page.jobs:
-                    records[job.job_id] = job
-                offset += len(page.jobs)
-                # `count` is the number of matching jobs: a server that cuts pages
-                # shorter than asked is still walked to the end
-                if not page.jobs or offset >= page.count:
-                    break
-            else:
-                complete = False
-            estimated += max(1, -(-total // self._page_size))
-        if complete:
+            lowest = math.inf  # the lowest id this walk saw
+            ended = pages < page_budget  # then: the walk reached an empty page or the floor
+            walk = self._jobs._status_pager(status, self._page_size).pages()
+            async with aclosing(walk):
+                while ended:
+                    page = await anext(walk, None)
+                    if page is None:
+                        break
+                    pages += 1
+                    for job in page:
+                        records[job.job_id] = job
+                        if job.job_id.isdigit():
+                            lowest = min(lowest, int(job.job_id))
+                    if floor is not None and lowest < floor:
+                        break
+                    ended = pages < page_budget
+            if not ended:
+                # cut short by the budget: a whole listing costs more than that
+                bound = max(bound, lowest)
+                pages = page_budget + 1
+        if bound == -math.inf:
             return Listing(records, pages, lambda _id: True)
-        # cut short: the cost is what a full listing would take; absence proves nothing
-        return Listing(records, max(pages, estimated), lambda _id: False)
+        covered = bound
+
+        def covers(item_id: str) -> bool:
+            return item_id.isdigit() and int(item_id) >= covered
+
+        return Listing(records, pages, covers)
+
+
+def _job_id(job: JobStatus | Job) -> str:
+    return job.job_id
 
 
 def _file_target(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
@@ -239,7 +257,15 @@ class Jobs:
             )
             return page.jobs
 
-        return offset_pager(fetch, page_size=page_size, limit=limit)
+        return offset_pager(fetch, page_size=page_size, limit=limit, key=_job_id)
+
+    def _status_pager(self, status: str, page_size: int) -> Pager[JobStatus]:
+        """Light records of the jobs in one status, newest first (for the poll engine)."""
+
+        async def fetch(from_: int, to: int) -> builtins.list[JobStatus]:
+            return (await self._page(JobStatusList, from_, to, status=status)).jobs
+
+        return offset_pager(fetch, page_size=page_size, key=_job_id)
 
     # -- waiting
 

@@ -169,7 +169,7 @@ class Schedules:
             params = {"from": from_, "to": to + 1}
             return (await self._client._call("GET", path, ScheduleHistory, params=params)).history
 
-        return offset_pager(fetch, page_size=page_size, limit=limit)
+        return offset_pager(fetch, page_size=page_size, limit=limit, key=lambda job: job.job_id)
 
     async def run(
         self,

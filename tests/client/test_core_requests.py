@@ -102,11 +102,39 @@ async def test_schedule_history_pages_with_an_exclusive_to(
         reply(200, page(["5", "4"])),
         reply(200, page(["3", "2"])),
         reply(200, page(["1"])),
+        reply(200, page([])),
     )
     ids = [job.job_id async for job in td.schedules.history("s", page_size=2)]
     assert ids == ["5", "4", "3", "2", "1"]
     asked = [(r.query["from"], r.query["to"]) for r in scripted.seen]
-    assert asked == [("0", "2"), ("2", "4"), ("4", "6")]
+    # a short page does not end the walk (a server may cap pages): the empty one does
+    assert asked == [("0", "2"), ("2", "4"), ("4", "6"), ("5", "7")]
+
+
+async def test_schedule_history_read_as_inclusive_is_not_duplicated(
+    scripted: Scripted, td: aiotd.Client
+) -> None:
+    # if `to` were inclusive after all, each page brings one more job: none is repeated
+    def page(ids: list[str]) -> str:
+        return json.dumps({"history": [{"job_id": i, "status": "success"} for i in ids]})
+
+    scripted.on(
+        "/v3/schedule/history/s",
+        reply(200, page(["5", "4", "3"])),
+        reply(200, page(["2", "1"])),
+        reply(200, page([])),
+    )
+    ids = [job.job_id async for job in td.schedules.history("s", page_size=2)]
+    assert ids == ["5", "4", "3", "2", "1"]
+
+
+async def test_schedule_history_refuses_a_server_that_ignores_the_offset(
+    scripted: Scripted, td: aiotd.Client
+) -> None:
+    body = json.dumps({"history": [{"job_id": "1", "status": "success"}]})
+    scripted.on("/v3/schedule/history/s", reply(200, body))
+    with pytest.raises(aiotd.errors.DecodeError, match="ignores the cursor"):
+        await td.schedules.history("s", page_size=2).all()
 
 
 async def test_bulk_load_requests_are_json(scripted: Scripted, td: aiotd.Client) -> None:

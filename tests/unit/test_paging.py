@@ -22,7 +22,54 @@ async def test_offset_pager_walks_inclusive_ranges() -> None:
     pager = offset_pager(fetch, page_size=100)
     assert await pager == ITEMS[:100]
     assert [x async for x in pager] == ITEMS
-    assert calls[1:] == [(0, 99), (100, 199), (200, 299)]
+    # the short last page does not end the walk (a server may cap pages): the empty one does
+    assert calls[1:] == [(0, 99), (100, 199), (200, 299), (250, 349)]
+
+
+async def test_offset_pager_walks_a_server_that_caps_pages_below_the_size_asked() -> None:
+    calls: list[tuple[int, int]] = []
+
+    async def fetch(from_: int, to: int) -> Sequence[int]:
+        calls.append((from_, to))
+        return ITEMS[from_ : min(to + 1, from_ + 30)]  # never more than 30 per page
+
+    assert [x async for x in offset_pager(fetch, page_size=100)] == ITEMS
+    assert calls[:3] == [(0, 99), (30, 129), (60, 159)]
+
+
+async def test_offset_pager_reads_a_range_the_server_treats_as_inclusive_or_exclusive() -> None:
+    # schedule/history's `to` is exclusive per td-client-ruby's comment, job/list's inclusive:
+    # the walk advances by what arrived, so both readings give every item exactly once
+    for extra in (0, 1):
+
+        async def fetch(from_: int, to: int, extra: int = extra) -> Sequence[int]:
+            return ITEMS[from_ : to + extra]
+
+        assert [x async for x in offset_pager(fetch, page_size=20)] == ITEMS
+
+
+async def test_keyed_offset_pager_skips_items_shifted_down_by_new_arrivals() -> None:
+    data = list(range(100, 0, -1))  # newest first
+    calls = 0
+
+    async def fetch(from_: int, to: int) -> Sequence[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            data[:0] = [102, 101]  # two new items arrive at the top between pages
+        return data[from_ : to + 1]
+
+    got = [x async for x in offset_pager(fetch, page_size=10, key=lambda x: x)]
+    assert sorted(got, reverse=True) == list(range(100, 0, -1))
+    assert len(got) == len(set(got))
+
+
+async def test_keyed_offset_pager_refuses_a_server_that_ignores_the_offset() -> None:
+    async def fetch(from_: int, to: int) -> Sequence[int]:
+        return ITEMS[:10]  # the same page whatever is asked
+
+    with pytest.raises(DecodeError, match="ignores the cursor"):
+        await offset_pager(fetch, page_size=10, key=lambda x: x).all()
 
 
 async def test_offset_pager_stops_on_an_exact_multiple_with_an_empty_page() -> None:
