@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import heapq
+import math
 import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
@@ -164,22 +165,25 @@ class _AttemptKind:
         records: dict[str, Attempt] = {}
         pages = 0
         last_id: int | None = None
-        bottom: int | None = None
+        bottom: float | None = None
         while pages < page_budget:
             page = await self._attempts._page(last_id, include_retried=True)
             pages += 1
+            if not page:
+                # only an empty page proves the bottom: a server may cap pages below the
+                # size asked (api.max_attempts_page_size is a setting of digdag's server)
+                bottom = 0
+                break
             for attempt in page:
                 records[attempt.id] = attempt
-            if len(page) < _LIST_PAGE:
-                bottom = 0  # the oldest attempt was reached
-                break
             last_id = cursor_id(page[-1].id)
             if last_id < floor:
                 bottom = last_id
                 break
         if bottom is None:
-            # cut short: a full walk costs more than the budget; absence proves nothing
-            return Listing(records, page_budget + 1, lambda _id: False)
+            # cut short: a full walk costs more than the budget; only what it saw is covered
+            pages = page_budget + 1
+            bottom = math.inf if last_id is None else last_id
         lowest = bottom
 
         def covers(item_id: str) -> bool:
