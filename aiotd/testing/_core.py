@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
+from aiotd.testing._bulk_loads import BulkLoads
 from aiotd.testing._common import (
     LISTING_COUNTS,
     APIError,
@@ -53,6 +54,10 @@ _PRIORITIES = {
     "VERY-HIGH": 2,
     "VERY_HIGH": 2,
 }
+
+
+#: Keys of a one-off load's body that are not its configuration.
+_TARGET = frozenset(("database", "table", "domain_key"))
 
 
 def new_apikey(account: int = 1) -> str:
@@ -241,6 +246,7 @@ class Core:
         self.bulk_imports: dict[str, BulkImport] = {}
         self.imported_ids: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._commits: dict[str, asyncio.TimerHandle] = {}
+        self.bulk_loads = BulkLoads(store, jobs)
         self._next_user_id = 2
         self._next_schedule_id = 1
 
@@ -304,6 +310,7 @@ class Core:
         r.add_get("/v3/result/list", self.result_list)
         r.add_post("/v3/result/create/{name}", self.result_create)
         r.add_post("/v3/result/delete/{name}", self.result_delete)
+        self.bulk_loads.add_routes(app)
         r.add_get("/v3/user/list", self.user_list)
         r.add_post("/v3/user/add/{name}", self.user_add)
         r.add_post("/v3/user/remove/{name}", self.user_remove)
@@ -491,12 +498,20 @@ class Core:
         mi = request.match_info
         job_type, db_name = mi["type"], mi["db"]
         if job_type == "bulkload":
+            # A JSON body: the load's config with "database" and "table" (v3-api §1.5).
             try:
-                config = json.loads(await request.read() or b"{}")
+                body = json.loads(await request.read() or b"{}")
             except ValueError as exc:
                 raise APIError(400, f"Invalid JSON body: {exc}") from None
-            self.store.database(db_name)
-            job = self.jobs.issue(job_type="bulkload", database=db_name, query=config)
+            if not isinstance(body, dict) or not isinstance(body.get("table"), str):
+                raise APIError(422, "'table' is required")
+            config = body.get("config", {k: v for k, v in body.items() if k not in _TARGET})
+            job = self.bulk_loads.issue(
+                config if isinstance(config, dict) else {},
+                database=db_name,
+                table=body["table"],
+                domain_key=str(body["domain_key"]) if body.get("domain_key") else None,
+            )
             return json_response({"job_id": job.id})
         params = await form_params(request)
         if job_type not in QUERY_TYPES:
