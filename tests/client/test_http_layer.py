@@ -241,9 +241,10 @@ async def test_key_never_in_logs_repr_or_errors(
     assert any("retry" in r.getMessage() for r in caplog.records)
     assert KEY not in texts[0]
     assert KEY not in texts[1]
-    # The server echoed the key back; the exception keeps TD's text but the key is not
-    # something aiotd adds: check aiotd's own parts (URL, method) are clean.
-    assert KEY not in info.value.url
+    # The server echoed the key back: the error keeps TD's text with the key redacted.
+    error = info.value
+    assert error.message == "echo ***"
+    assert KEY not in str(error) + repr(error) + error.body + error.url
     assert KEY not in repr(td)
 
 
@@ -253,11 +254,13 @@ async def test_closed_client_cannot_be_reopened(scripted: Scripted) -> None:
     async with td:
         await td._call("GET", "/v3/x", Status)
     assert td.closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(errors.ClientClosed, match="closed"):
         await td._call("GET", "/v3/x", Status)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(errors.ClientClosed, match="closed"):
         async with td:
             pass
+    with pytest.raises(RuntimeError):  # a programming mistake, as a RuntimeError too
+        await td._http.request("GET", scripted.url + "/v3/x")
 
 
 async def test_budget_caps_requests_in_flight(scripted: Scripted) -> None:

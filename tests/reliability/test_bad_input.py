@@ -534,3 +534,73 @@ async def test_names_with_a_slash_fail_before_any_request(emu: Emulator, name: s
 def test_bad_configuration_is_refused_with_what_to_change(make: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# -- ids and names that would change the path, values that would break a header --------------
+
+PATH_CALLS: dict[str, Any] = {
+    "job get None": lambda td: td.jobs.get(None),
+    "job status None": lambda td: td.jobs.status(None),
+    "job kill None": lambda td: td.jobs.kill(None),
+    "job rows None": lambda td: _first(td.jobs.rows(None)),
+    "attempt get None": lambda td: td.workflow.attempts.get(None),
+    "project get None": lambda td: td.workflow.projects.get(None),
+    "session get None": lambda td: td.workflow.sessions.get(None),
+    "job get ..": lambda td: td.jobs.get(".."),
+    "job kill .": lambda td: td.jobs.kill("."),
+    "project delete ..": lambda td: td.workflow.projects.delete(".."),
+    "secret delete ..": lambda td: td.workflow.secrets.delete(1, ".."),
+    "secret put .": lambda td: td.workflow.secrets.put(1, ".", "value"),
+    "secret of project ..": lambda td: td.workflow.secrets.delete("..", "k"),
+    "log file ..": lambda td: _first(td.workflow.logs.read(1, "..")),
+    "user remove ..": lambda td: td.users.remove(".."),
+    "schedule delete .": lambda td: td.schedules.delete("."),
+    "attempt kill blank": lambda td: td.workflow.attempts.kill("  "),
+}
+
+
+@pytest.mark.parametrize("case", list(PATH_CALLS))
+async def test_ids_of_none_and_dot_segments_are_refused_before_any_request(
+    scripted: Scripted, case: str
+) -> None:
+    # a normalising proxy turns DELETE /api/projects/1/secrets/.. into DELETE /api/projects/1/
+    async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
+        with pytest.raises((TypeError, ValueError), match="id or name|empty|blank"):
+            await PATH_CALLS[case](td)
+        assert td.stats.requests == 0
+    assert scripted.seen == []
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: aiotd.RetryPolicy(max_delay=float("nan")),
+        lambda: aiotd.RetryPolicy(initial_delay=float("nan")),
+        lambda: aiotd.RetryPolicy(max_retry_after=float("inf")),
+        lambda: aiotd.RetryPolicy(max_elapsed=float("nan")),
+        lambda: aiotd.RetryPolicy(max_attempts=2.5),  # type: ignore[arg-type]
+        lambda: aiotd.Client(KEY, user_agent="tool\r\nX-Injected: 1"),
+        lambda: aiotd.Client(KEY, user_agent="tool\n"),
+        lambda: aiotd.Client(KEY, headers={"X-Team": "a\r\nX-Injected: 1"}),
+        lambda: aiotd.Client(KEY, headers={"X-Team\n": "a"}),
+    ],
+)
+def test_values_that_break_retries_or_headers_are_refused_at_construction(make: Any) -> None:
+    with pytest.raises(ValueError, match="RetryPolicy|line breaks"):
+        make()
+
+
+def test_a_retry_policy_with_finite_values_still_builds() -> None:
+    policy = aiotd.RetryPolicy(initial_delay=0, max_delay=0, max_elapsed=0, max_retry_after=0)
+    assert policy.delay(3) == 0
+    assert aiotd.Client(KEY, user_agent="tool/1.0", headers={"X-Team": "data"})
+
+
+@pytest.mark.parametrize("stderr", ["   ", "\n\n \t\n"])
+def test_a_failed_job_whose_stderr_is_only_whitespace_raises_job_failed(stderr: str) -> None:
+    body = msgspec.json.encode(
+        {"job_id": "7", "status": "error", "debug": {"cmdout": "", "stderr": stderr}}
+    )
+    job = decode_json(body, aiotd.models.Job)
+    with pytest.raises(errors.JobFailed, match="^job 7 ended error$"):
+        job.raise_for_status()

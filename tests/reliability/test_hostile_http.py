@@ -9,7 +9,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pytest
@@ -18,10 +18,12 @@ from aiohttp.test_utils import TestServer
 
 import aiotd
 from aiotd import errors
-from aiotd._http import RetryBudget
 
 from ._servers import raw_server, read_head, rss_growth
 from .conftest import KEY, Scripted, reply
+
+if TYPE_CHECKING:
+    from aiotd._http import RetryBudget
 
 MiB = 1 << 20
 FAST = aiotd.RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.02, max_retry_after=10)
@@ -56,12 +58,20 @@ async def test_a_malformed_redirect_location_is_a_transport_error(
 # -- bodies and redirects to another origin --------------------------------------------------
 
 
+Seen = tuple[str, bytes, str | None, str | None]
+
+
 @dataclass
 class Other:
-    """Another origin (another port) that records what reaches it."""
+    """Another origin (another port) that records method, body, Authorization, Content-Type."""
 
     url: str
-    seen: list[tuple[str, bytes, str | None]] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+
+
+def seen(request: web.Request, body: bytes) -> Seen:
+    headers = request.headers
+    return (request.method, body, headers.get("Authorization"), headers.get("Content-Type"))
 
 
 @pytest.fixture
@@ -69,10 +79,8 @@ async def other() -> AsyncIterator[Other]:
     state = Other("")
 
     async def handler(request: web.Request) -> web.Response:
-        state.seen.append(
-            (request.method, await request.read(), request.headers.get("Authorization"))
-        )
-        return web.json_response({"apikey": "stolen", "key": "k", "value": "v"})
+        state.seen.append(seen(request, await request.read()))
+        return web.json_response({"apikey": "k", "key": "k", "project": {"id": "1", "name": "p"}})
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
@@ -90,62 +98,54 @@ PASSWORD = "hunter2-password"
 
 
 @pytest.mark.parametrize("status", [307, 308])
-async def test_a_body_is_never_replayed_to_another_origin(
+async def test_a_307_308_replays_a_body_to_its_own_origin_only(
     scripted: Scripted, other: Other, status: int
 ) -> None:
+    got: list[Seen] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        got.append(seen(request, await request.read()))
+        return web.json_response({"key": "db.password", "project": {"id": "1", "name": "p"}})
+
     scripted.on("/api/projects/1/secrets/db.password", reply(status, "", Location=other.url))
+    scripted.on("/api/projects/1/secrets/mine", reply(status, "", Location="/moved"))
+    scripted.on("/moved", moved)
     scripted.on("/v3/user/authenticate", reply(status, "", Location=other.url))
     async with client(scripted) as td:
         with pytest.raises(errors.TransportError, match="another origin") as put:
             await td.workflow.secrets.put(1, "db.password", SECRET)
         with pytest.raises(errors.TransportError, match="another origin"):
             await td.users.authenticate("me@example.com", PASSWORD)
+        # on the same origin the request is repeated as it was: method, body and key
+        await td.workflow.secrets.put(1, "mine", SECRET)
     assert other.seen == []
     assert SECRET not in str(put.value)
     # a refusal is final, not a fault to retry
     assert scripted.count("/api/projects/1/secrets/db.password") == 1
-
-
-@pytest.mark.parametrize("status", [307, 308])
-async def test_a_same_origin_307_308_keeps_method_and_body(scripted: Scripted, status: int) -> None:
-    got: list[tuple[str, bytes, str | None]] = []
-
-    async def moved(request: web.Request) -> web.Response:
-        got.append((request.method, await request.read(), request.headers.get("Authorization")))
-        return web.json_response({"key": "db.password", "project": {"id": "1", "name": "p"}})
-
-    scripted.on("/api/projects/1/secrets/db.password", reply(status, "", Location="/moved"))
-    scripted.on("/moved", moved)
-    async with client(scripted) as td:
-        await td.workflow.secrets.put(1, "db.password", SECRET)
     assert len(got) == 1
-    method, body, auth = got[0]
-    assert method == "PUT"
+    method, body, auth, _ = got[0]
+    assert (method, auth) == ("PUT", f"TD1 {KEY}")
     assert SECRET.encode() in body
-    assert auth == f"TD1 {KEY}"
 
 
 @pytest.mark.parametrize("status", [301, 302, 303])
-async def test_a_post_redirected_to_another_origin_becomes_a_get_without_body_or_key(
+async def test_a_301_302_303_to_another_origin_carries_neither_body_nor_key(
     scripted: Scripted, other: Other, status: int
 ) -> None:
-    # aiohttp's rule (client.py): a 303, or a 301/302 to a POST, is followed with a GET
+    scripted.on("/api/projects/1/secrets/db.password", reply(status, "", Location=other.url))
     scripted.on("/v3/user/authenticate", reply(status, "", Location=other.url))
     async with client(scripted) as td:
-        await td.users.authenticate("me@example.com", PASSWORD)
-    assert other.seen == [("GET", b"", None)]
-
-
-@pytest.mark.parametrize("status", [301, 302])
-async def test_a_put_redirected_to_another_origin_by_301_302_is_refused(
-    scripted: Scripted, other: Other, status: int
-) -> None:
-    # a 301/302 keeps a PUT and its body (aiohttp, browsers): it would carry the secret
-    scripted.on("/api/projects/1/secrets/db.password", reply(status, "", Location=other.url))
-    async with client(scripted) as td:
-        with pytest.raises(errors.TransportError, match="another origin"):
+        if status == 303:
             await td.workflow.secrets.put(1, "db.password", SECRET)
-    assert other.seen == []
+        else:
+            # a 301/302 keeps a PUT and its body (aiohttp, browsers): it would carry the secret
+            with pytest.raises(errors.TransportError, match="another origin"):
+                await td.workflow.secrets.put(1, "db.password", SECRET)
+        await td.users.authenticate("me@example.com", PASSWORD)
+    # aiohttp's rule (client.py): a 303, or a 301/302 to a POST, is followed with a GET,
+    # without the body or what described it
+    get = ("GET", b"", None, None)
+    assert other.seen == ([get, get] if status == 303 else [get])
 
 
 # -- the cap on whole answers ----------------------------------------------------------------

@@ -21,6 +21,7 @@ import aiotd
 from aiotd import errors
 from aiotd.testing import Emulator
 
+from ._servers import raw_server, read_head
 from .conftest import FAST_RETRY, KEY, Scripted, add_fault_mix, client_for, reply
 
 LOGGERS = ("", "aiotd", "aiohttp", "aiohttp.client", "aiohttp.server", "aiohttp.web", "asyncio")
@@ -376,3 +377,119 @@ async def test_cancelled_download_leaves_no_partial_file(emu: Emulator, tmp_path
 
 def listing(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
+
+
+# -- servers that echo the key ---------------------------------------------------------------
+
+
+def chain_texts(exc: BaseException) -> list[str]:
+    """str and repr of ``exc``, of every exception it was raised from or in, and of every
+    attribute of each (aiohttp's request_info holds the request headers), plus tracebacks."""
+    texts = ["".join(traceback.format_exception(exc))]
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        texts += [str(item), repr(item), *(repr(arg) for arg in item.args)]
+        for value in vars(item).values():
+            texts += [str(value), repr(value)]
+            if isinstance(value, BaseException):
+                todo.append(value)
+        todo.extend(e for e in (item.__cause__, item.__context__) if e is not None)
+    return texts
+
+
+def echoing(status: int, shape: str) -> Any:
+    """A handler that answers with the request's Authorization header in its body."""
+
+    async def handler(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if shape == "json":
+            headers = dict(request.headers)
+            body = {"message": f"bad header Authorization: {auth}", "headers": headers}
+            return web.json_response(body, status=status)
+        if shape == "escaped":  # JSON may escape '/' as '\/'
+            escaped = auth.replace("/", "\\/")
+            text = '{"error": "key ' + escaped + ' refused"}'
+            return web.Response(status=status, text=text, content_type="application/json")
+        page = f"<html><title>Proxy</title><body>you sent Authorization: {auth}</body></html>"
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("status", "shape", "error"),
+    [
+        (400, "json", errors.BadRequest),
+        (400, "escaped", errors.BadRequest),
+        (502, "html", errors.ServerError),
+        (200, "html", errors.DecodeError),
+        (200, "escaped", errors.DecodeError),
+    ],
+)
+async def test_a_server_echoing_the_key_does_not_put_it_in_errors_or_logs(
+    scripted: Scripted, recorder: Recorder, status: int, shape: str, error: type[Exception]
+) -> None:
+    scripted.on("/v3/job/show/1", echoing(status, shape))
+    async with aiotd.Client(KEY, endpoint=scripted.url, retry=FAST_RETRY) as td:
+        with pytest.raises(error) as info:
+            await td.jobs.get("1")
+    assert f"TD1 {KEY}" in scripted.headers[0]["Authorization"]  # the server did get it
+    texts = chain_texts(info.value)
+    assert_clean(texts, KEY)
+    assert_clean(recorder.texts, KEY)
+    assert "***" in str(info.value) + getattr(info.value, "body", "")  # redacted, not dropped
+    if isinstance(info.value, errors.APIError):
+        assert_clean([info.value.message, info.value.body], KEY)
+
+
+async def test_the_cli_does_not_print_an_echoed_key(
+    scripted: Scripted,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from aiotd.cli import main
+
+    for name in ("TD_API_KEY", "TD_API_SERVER", "TD_WORKFLOW_SERVER", "TD_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    scripted.on("/v3/job/show/1", echoing(400, "json"))
+    capsys.readouterr()
+    args = ["jobs", "show", "1", "--apikey", KEY, "--endpoint", scripted.url]
+    code = await asyncio.to_thread(main, args)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "BadRequest" in captured.err
+    assert_clean([captured.err, captured.out], KEY)
+
+
+async def _bad_status_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 OK-ish\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+
+
+async def _open_stream(td: aiotd.Client) -> None:
+    async with td._stream("/v3/job/result/1"):
+        pass
+
+
+@pytest.mark.parametrize("retry", [aiotd.RetryPolicy.never(), FAST_RETRY], ids=["once", "retried"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+async def test_a_malformed_status_line_leaves_no_key_in_the_exception_chain(
+    retry: aiotd.RetryPolicy, streamed: bool
+) -> None:
+    async with (
+        raw_server(_bad_status_line) as url,
+        aiotd.Client(KEY, endpoint=url, retry=retry) as td,
+    ):
+        with pytest.raises(errors.TransportError) as info:
+            await (_open_stream(td) if streamed else td.jobs.status("1"))
+    assert info.value.__context__ is None
+    assert info.value.__cause__ is None
+    assert_clean(chain_texts(info.value), KEY)

@@ -115,6 +115,20 @@ def test_segment_refuses_empty() -> None:
         segment("")
 
 
+@pytest.mark.parametrize("value", [None, True, 1.5, b"1", ["1"]])
+def test_segment_refuses_what_is_not_an_id_or_a_name(value: object) -> None:
+    with pytest.raises(TypeError, match="must be a str or an int"):
+        segment(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [".", "..", " ", "\t"])
+def test_segment_refuses_dot_segments_and_blanks(value: str) -> None:
+    with pytest.raises(ValueError, match="blank|would change the path"):
+        segment(value)
+    # dots that do not make a dot segment stay
+    assert [segment(v) for v in ("...", ".hidden", "a..b")] == ["...", ".hidden", "a..b"]
+
+
 def test_group_of() -> None:
     assert group_of("/v3/job/status/123") == "job/status"
     assert group_of("/v3/system/server_status") == "system/server_status"
@@ -202,6 +216,32 @@ def test_apikey_from_argument_or_environment() -> None:
         resolve_apikey(None, {})
     with pytest.raises(ValueError, match="line breaks"):
         resolve_apikey("a\nb", {})
+
+
+def test_retry_delay_is_full_jitter_capped() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4.0)
+    for retry in range(12):
+        cap = min(4.0, 0.5 * 2**retry)
+        delays = [policy.delay(retry) for _ in range(200)]
+        assert all(0 <= d <= cap for d in delays)
+        assert max(delays) > cap / 2  # spread over the range, not a fixed value
+    assert 0 <= policy.delay(10**6) <= 4.0  # no overflow however many retries
+
+
+def test_the_key_is_redacted_with_its_secret_part() -> None:
+    from aiotd._http import HTTP
+
+    key = "1/0123456789abcdef0123456789abcdef01234567"
+    http = HTTP(apikey=key, timeouts=Timeouts(), retry=RetryPolicy(), max_connections=1)
+    secret = key.split("/", 1)[1]
+    text = f"TD1 {key} | {key.replace('/', '%2F')} | 1\\/{secret} | {secret.upper()}"
+    assert http.redact(text) == f"TD1 *** | 1%2F*** | 1\\/*** | {secret.upper()}"
+    error = errors.BadRequest(400, f"echo {key}", body=f'{{"h": "{key}"}}', url="http://x")
+    scrubbed = http._scrubbed(error)
+    assert key not in repr(scrubbed) + str(scrubbed) + scrubbed.body
+    assert scrubbed.args == (400, "echo ***")
+    short = HTTP(apikey="1/abc", timeouts=Timeouts(), retry=RetryPolicy(), max_connections=1)
+    assert short.redact("1/abc and abc") == "*** and abc"  # a short part alone is not hunted
 
 
 def test_policies_validate() -> None:
