@@ -616,7 +616,9 @@ class HTTP:
         read) ResponseTooLarge, or with ``truncate`` its first ``limit`` bytes.
 
         ``Content-Length`` is the size on the wire: with a ``Content-Encoding`` the decoded
-        size is only known while reading, and aiohttp decodes in bounded pieces as it is read.
+        size is only known while reading. aiohttp >= 3.13.3 decodes in pieces of bounded size
+        as the body is read (``DeflateBuffer`` with ``max_length``, the fix of CVE-2025-69223);
+        older versions decode each chunk from the wire whole, up to ~1000x its size.
         """
         length = resp.content_length
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
