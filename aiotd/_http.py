@@ -465,11 +465,11 @@ class HTTP:
             raise ValueError("max_response_size must be >= 1 byte")
         if user_agent is not None and any(c in user_agent for c in _LINE_BREAKS):
             raise ValueError("user_agent must not contain line breaks (CR, LF) or NUL")
-        self._apikey = apikey
         self._auth = f"TD1 {apikey}"
         # the key, and its secret part (after ``1/``) as a server may echo it escaped
         secret = apikey.split("/", 1)[-1]
-        self._secrets = [apikey] + ([secret] if secret != apikey and len(secret) >= 8 else [])
+        parts = [apikey] + ([secret] if secret != apikey and len(secret) >= 8 else [])
+        self._secrets = [part for part in parts if part]
         self.timeouts = timeouts
         self.retry = retry
         self.max_connections = max_connections
