@@ -298,6 +298,7 @@ class JobStore:
         pool_name: str | None = None,
         domain_key: str | None = None,
         queued: float | None = None,
+        booting: float | None = None,
         running: float | None = None,
         status: str | None = None,
         rows: int | None = None,
@@ -305,8 +306,9 @@ class JobStore:
     ) -> Job:
         """Create a job; the query runs now and its outcome shows once the timeline says so.
 
-        ``queued``/``running``/``status``/``rows`` override the job-control comment, which
-        overrides the store's defaults. A used ``domain_key`` is a 409 naming the holder.
+        ``queued``/``booting``/``running``/``status``/``rows`` override the job-control
+        comment, which overrides the store's defaults. A used ``domain_key`` is a 409 naming
+        the holder.
         """
         if domain_key:
             holder = self.by_domain_key.get(domain_key)
@@ -331,7 +333,7 @@ class JobStore:
         t0 = time.time() if now is None else now
         job.created = t0
         q = queued if queued is not None else control.queued
-        b = control.booting
+        b = booting if booting is not None else control.booting
         r = running if running is not None else control.running
         job.start = t0 + (q if q is not None else self.queued_time)
         job.running_from = job.start + (b if b is not None else self.booting_time)

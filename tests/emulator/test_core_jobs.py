@@ -321,6 +321,8 @@ async def test_jobs_boot_by_default_between_queued_and_running() -> None:
             jobs.advance(at + 0.001)
             seen.append(job.status)
         assert seen == ["queued", "booting", "running", "success"]
+        direct = jobs.issue(job_type="presto", database="d", query="q", queued=0, booting=0)
+        assert direct.running_from == direct.start == direct.created
 
 
 async def test_booting_jobs_are_neither_queued_nor_running_in_listings(loaded: Api) -> None:
