@@ -503,6 +503,10 @@ class Engine(Generic[R]):
             )
             logger.debug("listing %ss failed, retrying in %.1fs: %s", self.kind.name, delay, exc)
             self._next_listing = self._now() + delay
+            # items whose own poll is due are not left waiting on a failing listing
+            due = self._due(self._now())
+            if due:
+                await self._poll_many(due)
             return
         except Exception as exc:
             # a listing nobody foresaw: per-item polls carry every item from here on
@@ -620,6 +624,8 @@ async def wait_all(
     """
     _check_timeout(timeout)
     keys = _ids(ids)
+    if not keys:
+        return []
     unique = list(dict.fromkeys(keys))
     waiter = _Waiter()
     futures = [waiter.future(k) for k in unique]
@@ -642,12 +648,7 @@ async def wait_all(
     except asyncio.CancelledError:
         if on_cancel is not None:
             pending = [k for k, f in zip(unique, futures, strict=True) if not f.done()]
-            with anyio.CancelScope(shield=True):
-                for item_id in pending:
-                    try:
-                        await on_cancel(item_id)
-                    except TDError:
-                        continue
+            await _cleanup(on_cancel, pending)
         raise
     finally:
         engine.remove(unique, waiter)
@@ -660,12 +661,51 @@ async def wait_all(
     return [by_id[k] for k in keys]
 
 
+#: Seconds the kills of a cancelled ``kill_on_cancel`` wait may take, all of them together.
+CLEANUP_DEADLINE = 5.0
+
+
+async def _cleanup(action: Callable[[str], Awaitable[object]], ids: Sequence[str]) -> None:
+    """Run ``action`` on every id at once, best effort, within ``CLEANUP_DEADLINE``.
+
+    The HTTP layer's connection budget is what bounds the requests in flight. Called while a
+    cancellation is on its way out: it runs in a task of its own, which neither anyio's
+    cancel scopes (shielded) nor a repeated ``task.cancel()`` (absorbed here; the caller
+    re-raises the first) cut short before the deadline does.
+    """
+
+    async def run_all() -> None:
+        async def one(item_id: str) -> None:
+            try:
+                await action(item_id)
+            except TDError as exc:
+                logger.debug("cleanup of %s failed: %s", item_id, exc)
+
+        with anyio.move_on_after(CLEANUP_DEADLINE):
+            async with anyio.create_task_group() as tg:
+                for item_id in ids:
+                    tg.start_soon(one, item_id)
+
+    if not ids:
+        return
+    task = asyncio.get_running_loop().create_task(run_all())
+    with anyio.CancelScope(shield=True):
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue  # a second cancel while cleaning up: the first one is re-raised
+    task.result()
+
+
 async def as_completed(
     engine: Engine[Any], ids: Iterable[str | int], *, timeout: float | None
 ) -> AsyncGenerator[Any, None]:
     """Final records in the order the items finish."""
     _check_timeout(timeout)
     unique = list(dict.fromkeys(_ids(ids)))
+    if not unique:
+        return
     listener = _Queue(finals_only=True)
     engine.add(unique, listener)
     remaining = set(unique)
@@ -684,6 +724,8 @@ async def as_completed(
 async def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncGenerator[Change[Any], None]:
     """Every status change of ``ids`` in order, until all are finished."""
     unique = list(dict.fromkeys(_ids(ids)))
+    if not unique:
+        return
     listener = _Queue(finals_only=False)
     engine.add(unique, listener)
     remaining = set(unique)
