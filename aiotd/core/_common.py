@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiotd._http import segment
 from aiotd.errors import Conflict
+from aiotd.models._base import Model, completed, relaxed
 from aiotd.models.core import IssuedJob
 
 if TYPE_CHECKING:
     from aiotd._client import Client
 
 __all__ = [
+    "call_filled",
     "db_segment",
     "epoch_seconds",
     "issue_once",
@@ -21,6 +24,29 @@ __all__ = [
     "required",
     "table_segment",
 ]
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+async def call_filled(
+    client: Client,
+    method: str,
+    path: str,
+    type_: type[_M],
+    known: Mapping[str, str],
+    **kwargs: Any,
+) -> _M:
+    """``client._call`` for an answer that may leave out what the request already says.
+
+    The fields of ``known`` may be missing from the body and are then taken from ``known``,
+    so the answer always names what was asked about: td-client-python's recorded bodies of
+    ``job/status`` (``{"status"}``), ``table/delete`` (``{"type"}``), ``schedule/create``
+    (``{"start"}``) carry none of them. A write TD applied is thus never reported as a
+    DecodeError over a missing echo; every other required field is still required.
+    """
+    answer = await client._call(method, path, relaxed(type_, tuple(known)), **kwargs)
+    return completed(answer, type_, known)
 
 
 def epoch_seconds(value: int | datetime, name: str) -> int:
@@ -78,10 +104,15 @@ async def issue_once(
     """POST a job-creating request that carries a ``domain_key``, retried safely.
 
     TD refuses a second job for the key with 409 ``details.conflicts_with``; that job is
-    returned with ``existing=True`` (v3-api.md §2 "domain_key").
+    returned with ``existing=True`` (v3-api.md §2 "domain_key"). A 409 naming no job (no
+    ``conflicts_with``, or one that is not a string or number) is raised as it came. The
+    answer's ``database`` is ``database`` when TD leaves it out.
     """
+    known = {"database": database} if database else {}
     try:
-        return await client._call("POST", path, IssuedJob, data=data, json=json, idempotent=True)
+        return await call_filled(
+            client, "POST", path, IssuedJob, known, data=data, json=json, idempotent=True
+        )
     except Conflict as exc:
         if exc.conflicts_with is None:
             raise

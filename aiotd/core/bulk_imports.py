@@ -11,11 +11,17 @@ import anyio.to_thread
 import msgpack
 
 from aiotd._http import segment
-from aiotd.core._common import db_segment, table_segment
+from aiotd.core._common import call_filled, db_segment, table_segment
 from aiotd.core.imports import _gzip
 from aiotd.core.results_io import RowDecoder
-from aiotd.errors import Conflict, TDError, WaitTimeout
-from aiotd.models.core import BulkImport, BulkImportList, BulkImportParts, BulkImportRef
+from aiotd.errors import Conflict, WaitTimeout
+from aiotd.models.core import (
+    BulkImport,
+    BulkImportList,
+    BulkImportParts,
+    BulkImportPerform,
+    BulkImportRef,
+)
 
 if TYPE_CHECKING:
     from aiotd._client import Client
@@ -32,6 +38,11 @@ def _part_name(part: str) -> str:
     if "/" in part or part.count(".") > 1:
         raise ValueError(f"part name must have no '/' and at most one '.': {part!r}")
     return segment(part)
+
+
+def _known(name: str) -> dict[str, str]:
+    """What every answer about session ``name`` says: its name, twice."""
+    return {"name": name, "bulk_import": name}
 
 
 def _pack(records: Iterable[Mapping[str, Any]]) -> bytes:
@@ -66,8 +77,14 @@ class BulkImports:
             f"/v3/bulk_import/create/{segment(name)}/{db_segment(database)}/{table_segment(table)}"
         )
         try:
-            return await self._client._call(
-                "POST", path, BulkImportRef, data=extra, idempotent=exist_ok
+            return await call_filled(
+                self._client,
+                "POST",
+                path,
+                BulkImportRef,
+                _known(name),
+                data=extra,
+                idempotent=exist_ok,
             )
         except Conflict:
             if not exist_ok:
@@ -87,7 +104,7 @@ class BulkImports:
     async def list_parts(self, name: str) -> BulkImportParts:
         """The names of the parts uploaded so far."""
         path = f"/v3/bulk_import/list_parts/{segment(name)}"
-        return await self._client._call("GET", path, BulkImportParts)
+        return await call_filled(self._client, "GET", path, BulkImportParts, _known(name))
 
     async def upload_part(
         self,
@@ -111,24 +128,35 @@ class BulkImports:
             else:
                 batch = builtins.list(records)
             body = await anyio.to_thread.run_sync(_pack, batch)
-        return await self._client._call(
-            "PUT", path, BulkImportRef, data=body, headers=_OCTETS, idempotent=True
+        return await call_filled(
+            self._client,
+            "PUT",
+            path,
+            BulkImportRef,
+            _known(name),
+            data=body,
+            headers=_OCTETS,
+            idempotent=True,
         )
 
     async def delete_part(self, name: str, part: str) -> BulkImportRef:
         """Remove an uploaded part; sent once."""
         path = f"/v3/bulk_import/delete_part/{segment(name)}/{_part_name(part)}"
-        return await self._client._call("POST", path, BulkImportRef)
+        return await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
 
     async def freeze(self, name: str) -> BulkImportRef:
         """Refuse further parts (needed before ``perform``); repeating it is harmless."""
         path = f"/v3/bulk_import/freeze/{segment(name)}"
-        return await self._client._call("POST", path, BulkImportRef, idempotent=True)
+        return await call_filled(
+            self._client, "POST", path, BulkImportRef, _known(name), idempotent=True
+        )
 
     async def unfreeze(self, name: str) -> BulkImportRef:
         """Accept parts again; repeating it is harmless."""
         path = f"/v3/bulk_import/unfreeze/{segment(name)}"
-        return await self._client._call("POST", path, BulkImportRef, idempotent=True)
+        return await call_filled(
+            self._client, "POST", path, BulkImportRef, _known(name), idempotent=True
+        )
 
     async def perform(
         self,
@@ -138,18 +166,19 @@ class BulkImports:
         wait: bool = False,
         timeout: float | None = None,
         **extra: Any,
-    ) -> BulkImportRef:
+    ) -> BulkImportPerform:
         """Start the job that converts the parts; TD's answer carries its ``job_id``.
 
-        Sent once (each perform starts a job). With ``wait``, returns once the job has
-        finished, raising ``JobFailed`` if it failed (``timeout`` bounds the wait).
+        Sent once (each perform starts a job); an answer without ``job_id`` is a
+        DecodeError. With ``wait``, returns once the job has finished, raising
+        ``JobFailed`` if it failed (``timeout`` bounds the wait).
         """
         path = f"/v3/bulk_import/perform/{segment(name)}"
         form = {"priority": priority, **extra}
-        ref = await self._client._call("POST", path, BulkImportRef, data=form)
+        ref = await call_filled(
+            self._client, "POST", path, BulkImportPerform, _known(name), data=form
+        )
         if wait:
-            if not ref.job_id:
-                raise TDError(f"bulk import {name}: perform answered no job_id")
             job = await self._client.jobs.wait(ref.job_id, timeout=timeout)
             job.raise_for_status()
         return ref
@@ -168,7 +197,7 @@ class BulkImports:
         is ``committed`` (WaitTimeout with the last session seen after ``timeout``).
         """
         path = f"/v3/bulk_import/commit/{segment(name)}"
-        ref = await self._client._call("POST", path, BulkImportRef)
+        ref = await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
         if wait:
             await self._wait_committed(name, timeout=timeout, interval=interval)
         return ref
@@ -190,7 +219,7 @@ class BulkImports:
     async def delete(self, name: str) -> BulkImportRef:
         """Delete the session and its parts; sent once."""
         path = f"/v3/bulk_import/delete/{segment(name)}"
-        return await self._client._call("POST", path, BulkImportRef)
+        return await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
 
     async def error_records(
         self, name: str, *, chunk_size: int = 1 << 16

@@ -8,7 +8,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiotd._http import segment
-from aiotd.core._common import db_segment, epoch_seconds, issue_once, new_domain_key, required
+from aiotd.core._common import (
+    call_filled,
+    db_segment,
+    epoch_seconds,
+    issue_once,
+    new_domain_key,
+    required,
+)
 from aiotd.models.core import (
     BulkLoadGuess,
     BulkLoadJob,
@@ -76,7 +83,9 @@ class Connectors:
         """Start a one-off load into ``database.table``; sent once (each issue is a job)."""
         body = {"config": _config(config), "database": database, "table": required(table, "table")}
         path = f"/v3/job/issue/bulkload/{db_segment(database)}"
-        return await self._client._call("POST", path, IssuedJob, json=body)
+        # the answer is {"job_id": 12345} alone (samples/v3/job_issue_bulkload.json)
+        known = {"database": database}
+        return await call_filled(self._client, "POST", path, IssuedJob, known, json=body)
 
     async def list(self) -> builtins.list[BulkLoadSession]:
         """Every saved bulk load."""
@@ -103,7 +112,9 @@ class Connectors:
         }
         optional = {"cron": cron, "timezone": timezone, "delay": delay, "time_column": time_column}
         body.update({k: v for k, v in optional.items() if v is not None})
-        return await self._client._call("POST", "/v3/bulk_loads", BulkLoadSession, json=body)
+        return await call_filled(
+            self._client, "POST", "/v3/bulk_loads", BulkLoadSession, {"name": name}, json=body
+        )
 
     async def get(self, name: str) -> BulkLoadSession:
         """One saved bulk load."""
@@ -115,19 +126,20 @@ class Connectors:
             raise ValueError("give at least one setting to update")
         if "config" in settings:
             settings["config"] = _config(settings["config"])
-        return await self._client._call(
+        return await call_filled(
+            self._client,
             "PUT",
             f"/v3/bulk_loads/{segment(name)}",
             BulkLoadSession,
+            {"name": name},
             json=settings,
             idempotent=True,
         )
 
     async def delete(self, name: str) -> BulkLoadSession:
         """Delete a saved bulk load; TD answers with what it was. Sent once."""
-        return await self._client._call(
-            "DELETE", f"/v3/bulk_loads/{segment(name)}", BulkLoadSession
-        )
+        path = f"/v3/bulk_loads/{segment(name)}"
+        return await call_filled(self._client, "DELETE", path, BulkLoadSession, {"name": name})
 
     async def history(self, name: str) -> builtins.list[BulkLoadJob]:
         """The jobs the saved load ran."""

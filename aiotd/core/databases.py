@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
-from aiotd.core._common import db_segment
+from aiotd.core._common import call_filled, db_segment
 from aiotd.errors import Conflict, NotFound
 from aiotd.models.core import Database, DatabaseList, DatabaseRef
 
@@ -39,9 +39,10 @@ class Databases:
         so the request is sent once.
         """
         path = f"/v3/database/create/{db_segment(database)}"
+        known = {"database": database}
         try:
-            return await self._client._call(
-                "POST", path, DatabaseRef, data=extra, idempotent=exist_ok
+            return await call_filled(
+                self._client, "POST", path, DatabaseRef, known, data=extra, idempotent=exist_ok
             )
         except Conflict:
             if not exist_ok:
@@ -55,8 +56,11 @@ class Databases:
         answers 404.
         """
         path = f"/v3/database/delete/{db_segment(database)}"
+        known = {"database": database}
         try:
-            return await self._client._call("POST", path, DatabaseRef, idempotent=missing_ok)
+            return await call_filled(
+                self._client, "POST", path, DatabaseRef, known, idempotent=missing_ok
+            )
         except NotFound:
             if not missing_ok:
                 raise

@@ -6,7 +6,7 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 from aiotd._http import segment
-from aiotd.core._common import required
+from aiotd.core._common import call_filled, required
 from aiotd.models.core import Result, ResultList, ResultRef
 
 if TYPE_CHECKING:
@@ -29,8 +29,11 @@ class Results:
         """Save ``url`` (``mysql://...``, ``td://@/db/table``...) under ``name``; sent once."""
         form = {"url": required(url, "url"), **extra}
         path = f"/v3/result/create/{segment(name)}"
-        return await self._client._call("POST", path, ResultRef, data=form)
+        known = {"name": name, "result": name}
+        return await call_filled(self._client, "POST", path, ResultRef, known, data=form)
 
     async def delete(self, name: str) -> ResultRef:
         """Forget a saved result; sent once (a repeat is 404)."""
-        return await self._client._call("POST", f"/v3/result/delete/{segment(name)}", ResultRef)
+        path = f"/v3/result/delete/{segment(name)}"
+        known = {"name": name, "result": name}
+        return await call_filled(self._client, "POST", path, ResultRef, known)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiotd._http import segment
 from aiotd._paging import Pager, offset_pager
-from aiotd.core._common import epoch_seconds, new_domain_key, required
+from aiotd.core._common import call_filled, epoch_seconds, new_domain_key, required
 from aiotd.core.jobs import ENGINES
 from aiotd.errors import Conflict
 from aiotd.models.core import (
@@ -110,7 +110,7 @@ class Schedules:
             result_url=result_url,
             extra=extra,
         )
-        return await self._client._call("POST", path, Schedule, data=form)
+        return await call_filled(self._client, "POST", path, Schedule, {"name": name}, data=form)
 
     async def list(self) -> builtins.list[Schedule]:
         """Every saved query, with ``next_time`` for the scheduled ones."""
@@ -151,12 +151,14 @@ class Schedules:
         )
         if all(value is None for value in form.values()):
             raise ValueError("give at least one field to update")
-        return await self._client._call("POST", path, Schedule, data=form, idempotent=True)
+        return await call_filled(
+            self._client, "POST", path, Schedule, {"name": name}, data=form, idempotent=True
+        )
 
     async def delete(self, name: str) -> Schedule:
         """Delete a saved query; TD answers with what it was. Sent once (a repeat is 404)."""
         path = f"/v3/schedule/delete/{segment(name)}"
-        return await self._client._call("POST", path, Schedule)
+        return await call_filled(self._client, "POST", path, Schedule, {"name": name})
 
     def history(
         self, name: str, *, page_size: int = 20, limit: int | None = None

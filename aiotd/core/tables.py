@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aiotd.core._common import db_segment, table_segment
+from aiotd.core._common import call_filled, db_segment, table_segment
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict, DecodeError, NotFound
 from aiotd.models.core import Column, Table, TableList, TableRef, TableSwap
@@ -72,8 +72,11 @@ class Tables:
         """
         path = f"/v3/table/create/{db_segment(database)}/{table_segment(table)}/log"
         form = {"include_v": include_v, **extra}
+        known = {"database": database, "table": table}
         try:
-            return await self._client._call("POST", path, TableRef, data=form, idempotent=exist_ok)
+            return await call_filled(
+                self._client, "POST", path, TableRef, known, data=form, idempotent=exist_ok
+            )
         except Conflict:
             if not exist_ok:
                 raise
@@ -82,8 +85,11 @@ class Tables:
     async def delete(self, database: str, table: str, *, missing_ok: bool = False) -> TableRef:
         """Delete a table; NotFound if it is missing, unless ``missing_ok`` (then retried)."""
         path = f"/v3/table/delete/{db_segment(database)}/{table_segment(table)}"
+        known = {"database": database, "table": table}
         try:
-            return await self._client._call("POST", path, TableRef, idempotent=missing_ok)
+            return await call_filled(
+                self._client, "POST", path, TableRef, known, idempotent=missing_ok
+            )
         except NotFound:
             if not missing_ok:
                 raise
@@ -94,7 +100,8 @@ class Tables:
         path = (
             f"/v3/table/swap/{db_segment(database)}/{table_segment(table1)}/{table_segment(table2)}"
         )
-        return await self._client._call("POST", path, TableSwap)
+        known = {"database": database, "table1": table1, "table2": table2}
+        return await call_filled(self._client, "POST", path, TableSwap, known)
 
     async def update_schema(
         self, database: str, table: str, columns: Iterable[Column | Sequence[str]]
@@ -102,7 +109,10 @@ class Tables:
         """Replace the table's schema; setting the same schema twice is harmless, so retried."""
         form = {"schema": schema_text(columns)}
         path = f"/v3/table/update-schema/{db_segment(database)}/{table_segment(table)}"
-        return await self._client._call("POST", path, TableRef, data=form, idempotent=True)
+        known = {"database": database, "table": table}
+        return await call_filled(
+            self._client, "POST", path, TableRef, known, data=form, idempotent=True
+        )
 
     async def update(
         self,
@@ -120,7 +130,10 @@ class Tables:
             raise ValueError("expire_days must be >= 0")
         form = {"expire_days": expire_days, "include_v": include_v, "detect_schema": detect_schema}
         path = f"/v3/table/update/{db_segment(database)}/{table_segment(table)}"
-        return await self._client._call("POST", path, TableRef, data=form, idempotent=True)
+        known = {"database": database, "table": table}
+        return await call_filled(
+            self._client, "POST", path, TableRef, known, data=form, idempotent=True
+        )
 
     async def change_database(self, database: str, table: str, destination: str) -> TableRef:
         """Move a table to another database; sent once (a repeated move answers 404)."""
@@ -128,7 +141,9 @@ class Tables:
             raise ValueError("destination database must not be empty")
         form = {"dest_database_name": destination}
         path = f"/v3/table/change_database/{db_segment(database)}/{table_segment(table)}"
-        return await self._client._call("POST", path, TableRef, data=form)
+        # the answer names the table where it now is (a Ruby spec: {"database": "dst_db"})
+        known = {"database": destination, "table": table}
+        return await call_filled(self._client, "POST", path, TableRef, known, data=form)
 
     async def tail(
         self, database: str, table: str, *, count: int = 30

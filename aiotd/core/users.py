@@ -6,7 +6,7 @@ import builtins
 from typing import TYPE_CHECKING
 
 from aiotd._http import segment
-from aiotd.core._common import required
+from aiotd.core._common import call_filled, required
 from aiotd.models.core import (
     ApiKeyAdded,
     ApiKeyList,
@@ -44,11 +44,12 @@ class Users:
         """Add a user; sent once (a repeated add answers 409)."""
         form = {"email": email, "password": password, "organization": organization}
         path = f"/v3/user/add/{segment(name)}"
-        return await self._client._call("POST", path, UserAdded, data=form)
+        return await call_filled(self._client, "POST", path, UserAdded, {"name": name}, data=form)
 
     async def remove(self, user: str) -> UserRef:
         """Remove a user (by name or email); sent once (a repeat is 404)."""
-        return await self._client._call("POST", f"/v3/user/remove/{segment(user)}", UserRef)
+        path = f"/v3/user/remove/{segment(user)}"
+        return await call_filled(self._client, "POST", path, UserRef, {"user": user})
 
     async def list_apikeys(self, user: str) -> ApiKeyList:
         """The user's API keys (kept out of ``repr``)."""
@@ -64,14 +65,21 @@ class Users:
         """Revoke one of the user's keys; sent once (a repeat is 404)."""
         form = {"apikey": required(apikey, "apikey")}
         path = f"/v3/user/apikey/remove/{segment(user)}"
-        return await self._client._call("POST", path, UserRef, data=form)
+        return await call_filled(self._client, "POST", path, UserRef, {"user": user}, data=form)
 
     async def authenticate(self, user: str, password: str) -> AuthenticatedUser:
         """Exchange a user name (or email) and password for an API key.
 
-        Changes nothing on TD, so it is retried like a read.
+        Changes nothing on TD, so it is retried like a read. ``name`` is ``user`` as given
+        when TD's answer leaves it out (td-client-python's fixture is ``{"apikey"}`` alone).
         """
         form = {"user": required(user, "user"), "password": required(password, "password")}
-        return await self._client._call(
-            "POST", "/v3/user/authenticate", AuthenticatedUser, data=form, idempotent=True
+        return await call_filled(
+            self._client,
+            "POST",
+            "/v3/user/authenticate",
+            AuthenticatedUser,
+            {"name": user},
+            data=form,
+            idempotent=True,
         )

@@ -1,7 +1,8 @@
 """Response models of the v3 REST API and the Workflow API: msgspec Structs, no I/O.
 
 Every model is frozen and keyword-only, ignores unknown fields, holds ids as ``str`` and keeps
-timestamps as received with parsed ``<field>_dt`` accessors.
+timestamps as received with parsed ``<field>_dt`` accessors. Fields without a default are
+required: a body lacking one is a DecodeError (see ``aiotd.models.core``).
 """
 
 from aiotd.models._base import Model
@@ -14,6 +15,7 @@ from aiotd.models.core import (
     BulkImport,
     BulkImportList,
     BulkImportParts,
+    BulkImportPerform,
     BulkImportRef,
     BulkLoadGuess,
     BulkLoadJob,
@@ -100,6 +102,7 @@ __all__ = [
     "BulkImport",
     "BulkImportList",
     "BulkImportParts",
+    "BulkImportPerform",
     "BulkImportRef",
     "BulkLoadGuess",
     "BulkLoadJob",

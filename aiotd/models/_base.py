@@ -4,17 +4,24 @@ Ids: TD sends some ids as JSON strings and others as numbers (v3-api.md §7.2). 
 ``Id`` accepts both on the wire and always holds a ``str`` after decoding; type checkers see
 ``str``. Timestamps are kept as received (TD uses several forms, v3-api.md §7.1) and parsed
 on access through ``parsed_time`` attributes named ``<field>_dt``.
+
+Answers that may leave out what the request already says (the name of the table just
+deleted, the job id polled) are decoded as ``relaxed(cls, names)`` and turned back into a
+``cls`` by ``completed``, which fills those fields from the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from types import UnionType
 from typing import (
     TYPE_CHECKING,
     Annotated,
     Any,
+    TypeVar,
     Union,
+    cast,
     get_args,
     get_origin,
     get_type_hints,
@@ -26,7 +33,7 @@ from msgspec.structs import force_setattr
 
 from aiotd._time import parse_time
 
-__all__ = ["Id", "Model", "Timestamp", "parsed_time"]
+__all__ = ["Id", "Model", "Timestamp", "completed", "parsed_time", "relaxed"]
 
 
 class _IdMarker:
@@ -80,6 +87,47 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             value = getattr(self, name)
             if value is not None and type(value) is not str:
                 force_setattr(self, name, str(value))
+
+
+_M = TypeVar("_M", bound=Model)
+_RELAXED: dict[tuple[type, tuple[str, ...]], type] = {}
+
+
+def relaxed(cls: type[_M], names: tuple[str, ...]) -> type[_M]:
+    """``cls`` with its required str fields ``names`` defaulting to ``""`` (cached per pair).
+
+    The shape to decode an answer with when the request already says those fields; every
+    other required field stays required. ``cls`` itself when none of ``names`` is required.
+    """
+    key = (cls, names)
+    found = _RELAXED.get(key)
+    if found is None:
+        fields = {f.name: f for f in msgspec.structs.fields(cls)}
+        loose = [(name, fields[name].type, "") for name in names if fields[name].required]
+        found = _RELAXED[key] = (
+            msgspec.defstruct(
+                cls.__name__,
+                loose,
+                bases=(cls,),
+                module=cls.__module__,
+                frozen=True,
+                kw_only=True,
+                gc=False,
+            )
+            if loose
+            else cls
+        )
+    return cast("type[_M]", found)
+
+
+def completed(answer: Model, cls: type[_M], known: Mapping[str, str]) -> _M:
+    """``answer`` (decoded as ``relaxed(cls, ...)``) as a plain ``cls``, each field of
+    ``known`` that the answer left empty taken from ``known``."""
+    values = {name: getattr(answer, name) for name in cls.__struct_fields__}
+    for name, value in known.items():
+        if not values[name]:
+            values[name] = value
+    return cls(**values)
 
 
 class parsed_time:

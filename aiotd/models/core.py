@@ -3,6 +3,19 @@
 One Struct per response shape; wrapper objects (``{"jobs": [...]}``) have their own model.
 Top-level JSON arrays (``GET /v3/bulk_loads``, ``GET /v3/bulk_loads/{name}/jobs``) decode as
 ``list[BulkLoadSession]`` and ``list[BulkLoadJob]``.
+
+Required fields (no default) are those every recorded body of the call carries
+(samples/v3, td-client-go's schemas) and without which it is not the answer the call
+promises: the id or name saying which record it is, the status a poll reads, the list a
+listing wraps, the id TD assigns to what it created. A body without one is a DecodeError,
+never a record with an empty id. Where the request already says such a field (the job id
+polled, the table deleted), the resource decodes with ``relaxed`` and fills it from the
+request, since td-client-python's hand-written bodies show answers without them.
+
+Every other field has a default, as msgspec's schema-evolution guide advises for fields that
+may be omitted: one omitted or null descriptive field must not fail a whole listing
+(td-client-go's schemas, which refuse both, fail on such bodies: v3-api.md §7.5). Fields
+td-client-go marks ``Optional`` (may be null) are ``... | None`` here.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ __all__ = [
     "BulkImport",
     "BulkImportList",
     "BulkImportParts",
+    "BulkImportPerform",
     "BulkImportRef",
     "BulkLoadGuess",
     "BulkLoadJob",
@@ -40,6 +54,7 @@ __all__ = [
     "JobList",
     "JobState",
     "JobStatus",
+    "JobStatusList",
     "KilledJob",
     "PreviewColumn",
     "Result",
@@ -150,7 +165,7 @@ def priority_name(value: int) -> str:
 class ServerStatus(Model, frozen=True, kw_only=True):
     """``GET /v3/system/server_status``: ``"ok"`` when healthy (a Ruby spec uses ``"OK"``)."""
 
-    status: str = ""
+    status: str
 
     @property
     def ok(self) -> bool:
@@ -161,7 +176,7 @@ class ServerStatus(Model, frozen=True, kw_only=True):
 class Account(Model, frozen=True, kw_only=True):
     """The account as ``GET /v3/account/show`` describes it."""
 
-    id: Id = ""
+    id: Id
     plan: int | None = None
     storage_size: int | None = None
     guaranteed_cores: int | None = None
@@ -175,7 +190,7 @@ class Account(Model, frozen=True, kw_only=True):
 class AccountResponse(Model, frozen=True, kw_only=True):
     """``GET /v3/account/show``: ``{"account": {...}}``."""
 
-    account: Account = msgspec.field(default_factory=Account)
+    account: Account
 
 
 # -- databases and tables ------------------------------------------------------------------
@@ -184,7 +199,7 @@ class AccountResponse(Model, frozen=True, kw_only=True):
 class Database(Model, frozen=True, kw_only=True):
     """One database of ``GET /v3/database/list``."""
 
-    name: str = ""
+    name: str
     # A string where present (Go test, official docs); the list usually omits it (§1.3).
     id: Id | None = None
     count: int = 0
@@ -201,28 +216,32 @@ class Database(Model, frozen=True, kw_only=True):
 class DatabaseList(Model, frozen=True, kw_only=True):
     """``GET /v3/database/list``."""
 
-    databases: list[Database] = msgspec.field(default_factory=list)
+    databases: list[Database]
 
 
 class DatabaseRef(Model, frozen=True, kw_only=True):
     """``POST /v3/database/create|delete/{db}``: ``{"database": name}``."""
 
-    database: str = ""
+    database: str
 
 
 class Table(Model, frozen=True, kw_only=True):
-    """A table, as in ``GET /v3/table/list/{db}`` and ``GET /v3/table/show/{db}/{table}``."""
+    """A table, as in ``GET /v3/table/list/{db}`` and ``GET /v3/table/show/{db}/{table}``.
 
-    id: Id = ""
-    name: str = ""
-    type: str = "log"
-    count: int = 0
+    ``type``, ``count`` and ``schema`` may be null (td-client-go api_table.go, both table
+    schemas: ``Optional``); ``type`` is ``"log"`` (legacy ``"item"``) when TD says.
+    """
+
+    id: Id
+    name: str
+    type: str | None = None
+    count: int | None = None
     estimated_storage_size: int = 0
     delete_protected: bool = False
     include_v: bool = True
     expire_days: int | None = None
     # JSON text ``[[name, type(, alias)], ...]``; see ``columns`` (v3-api.md §1.4).
-    schema: str = ""
+    schema: str | None = None
     primary_key: str | None = None
     primary_key_type: str | None = None
     created_at: Timestamp = None
@@ -237,7 +256,7 @@ class Table(Model, frozen=True, kw_only=True):
 
     @property
     def columns(self) -> list[Column]:
-        """The decoded ``schema``."""
+        """The decoded ``schema``; empty when there is none."""
         return parse_columns(self.schema)
 
 
@@ -245,23 +264,26 @@ class TableList(Model, frozen=True, kw_only=True):
     """``GET /v3/table/list/{db}``."""
 
     database: str = ""
-    tables: list[Table] = msgspec.field(default_factory=list)
+    tables: list[Table]
 
 
 class TableRef(Model, frozen=True, kw_only=True):
-    """The answer of table create, delete, update, update-schema and change_database."""
+    """The answer of table create, delete, update, update-schema and change_database.
 
-    database: str = ""
-    table: str = ""
-    type: str = ""
+    ``type`` may be absent or null (td-client-go api_table.go ``deleteTableSchema``).
+    """
+
+    database: str
+    table: str
+    type: str | None = None
 
 
 class TableSwap(Model, frozen=True, kw_only=True):
     """``POST /v3/table/swap/{db}/{table1}/{table2}``."""
 
-    database: str = ""
-    table1: str = ""
-    table2: str = ""
+    database: str
+    table1: str
+    table2: str
 
 
 class ImportResult(Model, frozen=True, kw_only=True):
@@ -301,9 +323,9 @@ class JobState:
 class _JobState(Model, frozen=True, kw_only=True):
     """A job id and status with the helpers shared by ``Job`` and ``JobStatus``."""
 
-    job_id: Id = ""
+    job_id: Id
     # Lower-case on the wire; a td-client-python fixture has "RUNNING" (§7.17).
-    status: str = ""
+    status: str
 
     @property
     def finished(self) -> bool:
@@ -351,9 +373,14 @@ class JobDebug(Model, frozen=True, kw_only=True):
 
 
 class Job(_JobState, frozen=True, kw_only=True):
-    """A job as in ``job/list`` items and ``job/show`` (v3-api.md §2, job object J)."""
+    """A job as in ``job/list`` items and ``job/show`` (v3-api.md §2, job object J).
 
-    type: str = ""
+    ``type`` may be null (td-client-go api_job.go: ``Optional`` in the list and show
+    schemas), ``result`` too in schedule history items (api_schedule.go), where ``duration``
+    is a float (``Optional{0., 0.}``).
+    """
+
+    type: str | None = None
     # A JSON object for bulkload (embulk) jobs (§7.3).
     query: str | dict[str, Any] | None = None
     database: str = ""
@@ -361,12 +388,13 @@ class Job(_JobState, frozen=True, kw_only=True):
     url: str = ""
     priority: int = 0
     retry_limit: int = 0
-    duration: int | None = None
+    # Seconds: an int in job/list and job/show bodies, a float in schedule history.
+    duration: int | float | None = None
     cpu_time: float | None = None
     result_size: int | None = None
     num_records: int | None = None
-    # The result output URL; "" when the job writes none.
-    result: str = ""
+    # The result output URL; "" or None when the job writes none.
+    result: str | None = None
     # JSON text ``[[name, type], ...]``, or null or ""; see ``result_columns``.
     hive_result_schema: str | None = None
     organization: str | None = None
@@ -396,13 +424,13 @@ class JobList(Model, frozen=True, kw_only=True):
     count: int = 0
     from_: int | None = msgspec.field(default=None, name="from")
     to: int | None = None
-    jobs: list[Job] = msgspec.field(default_factory=list)
+    jobs: list[Job]
 
 
 class JobStatus(_JobState, frozen=True, kw_only=True):
     """``GET /v3/job/status/{id}`` (and ``status_by_domain_key``): the light poll shape."""
 
-    duration: int | None = None
+    duration: int | float | None = None
     cpu_time: float | None = None
     result_size: int | None = None
     num_records: int | None = None
@@ -422,7 +450,7 @@ class JobStatusList(Model, frozen=True, kw_only=True):
     work needs, without decoding every job's query and result settings."""
 
     count: int = 0
-    jobs: list[JobStatus] = msgspec.field(default_factory=list)
+    jobs: list[JobStatus]
 
 
 class IssuedJob(Model, frozen=True, kw_only=True):
@@ -433,16 +461,20 @@ class IssuedJob(Model, frozen=True, kw_only=True):
     already holds the ``domain_key``.
     """
 
-    job_id: Id = ""
+    job_id: Id
     database: str = ""
     existing: bool = False
 
 
 class KilledJob(Model, frozen=True, kw_only=True):
-    """``POST /v3/job/kill/{id}``; ``former_status`` says whether it had already finished."""
+    """``POST /v3/job/kill/{id}``; ``former_status`` says whether it had already finished.
+
+    td-client-python's kill fixture is ``{"former_status": ...}`` alone, so ``job_id`` may be
+    absent (``""``).
+    """
 
     job_id: Id = ""
-    former_status: str = ""
+    former_status: str
 
 
 # -- schedules (saved queries) -------------------------------------------------------------
@@ -452,9 +484,10 @@ class Schedule(Model, frozen=True, kw_only=True):
     """A saved query: schedule create/update/delete answers and ``schedule/list`` items.
 
     Each answer carries a subset of these keys (v3-api.md §1.8); absent ones keep defaults.
+    ``result`` may be null (td-client-go api_schedule.go: ``Optional``).
     """
 
-    name: str = ""
+    name: str
     id: Id | None = None
     # null for saved queries that never run by themselves.
     cron: str | None = None
@@ -466,8 +499,8 @@ class Schedule(Model, frozen=True, kw_only=True):
     user_name: str = ""
     priority: int = 0
     retry_limit: int = 0
-    # A URL, "" for none, or JSON-encoded connection settings (§7.3).
-    result: str = ""
+    # A URL, "" or None for none, or JSON-encoded connection settings (§7.3).
+    result: str | None = None
     engine_version: str | None = None
     description: str | None = None
     executing_user_id: Id | None = None
@@ -483,7 +516,7 @@ class Schedule(Model, frozen=True, kw_only=True):
 class ScheduleList(Model, frozen=True, kw_only=True):
     """``GET /v3/schedule/list``."""
 
-    schedules: list[Schedule] = msgspec.field(default_factory=list)
+    schedules: list[Schedule]
 
 
 class ScheduledJob(Job, frozen=True, kw_only=True):
@@ -497,7 +530,7 @@ class ScheduledJob(Job, frozen=True, kw_only=True):
 class ScheduleHistory(Model, frozen=True, kw_only=True):
     """``GET /v3/schedule/history/{name}``."""
 
-    history: list[ScheduledJob] = msgspec.field(default_factory=list)
+    history: list[ScheduledJob]
     count: int = 0
     from_: int | None = msgspec.field(default=None, name="from")
     to: int | None = None
@@ -506,7 +539,7 @@ class ScheduleHistory(Model, frozen=True, kw_only=True):
 class ScheduleRunJob(Model, frozen=True, kw_only=True):
     """One job started by ``schedule/run``; ``job_id`` is a JSON number there (§7.2)."""
 
-    job_id: Id = ""
+    job_id: Id
     type: str = ""
     scheduled_at: Timestamp = None
 
@@ -520,7 +553,7 @@ class ScheduleRun(Model, frozen=True, kw_only=True):
     ``jobs`` then holds the one job TD named.
     """
 
-    jobs: list[ScheduleRunJob] = msgspec.field(default_factory=list)
+    jobs: list[ScheduleRunJob]
     existing: bool = False
 
 
@@ -530,7 +563,7 @@ class ScheduleRun(Model, frozen=True, kw_only=True):
 class Result(Model, frozen=True, kw_only=True):
     """A saved result output of ``GET /v3/result/list``."""
 
-    name: str = ""
+    name: str
     url: str = ""
     organization: str | None = None
 
@@ -538,24 +571,27 @@ class Result(Model, frozen=True, kw_only=True):
 class ResultList(Model, frozen=True, kw_only=True):
     """``GET /v3/result/list``."""
 
-    results: list[Result] = msgspec.field(default_factory=list)
+    results: list[Result]
 
 
 class ResultRef(Model, frozen=True, kw_only=True):
     """``POST /v3/result/create|delete/{name}``: ``{"result"}`` or ``{"name", "result"}``."""
 
     name: str = ""
-    result: str = ""
+    result: str
 
 
 # -- users and API keys --------------------------------------------------------------------
 
 
 class User(Model, frozen=True, kw_only=True):
-    """A user of ``GET /v3/user/list``."""
+    """A user of ``GET /v3/user/list``.
 
-    id: Id = ""
-    name: str = ""
+    ``id`` is None when absent: td-client-python's list fixture has only names and emails.
+    """
+
+    id: Id | None = None
+    name: str
     email: str = ""
     first_name: str | None = None
     last_name: str | None = None
@@ -575,26 +611,26 @@ class User(Model, frozen=True, kw_only=True):
 class UserList(Model, frozen=True, kw_only=True):
     """``GET /v3/user/list``."""
 
-    users: list[User] = msgspec.field(default_factory=list)
+    users: list[User]
 
 
 class UserAdded(Model, frozen=True, kw_only=True):
     """``POST /v3/user/add/{name}``."""
 
-    name: str = ""
+    name: str
 
 
 class UserRef(Model, frozen=True, kw_only=True):
     """``POST /v3/user/remove/{user}`` and ``POST /v3/user/apikey/remove/{user}``."""
 
-    user: str = ""
+    user: str
 
 
 class AuthenticatedUser(Model, frozen=True, kw_only=True):
     """``POST /v3/user/authenticate``; the key is kept out of ``repr``."""
 
-    name: str = ""
-    apikey: str = ""
+    name: str
+    apikey: str
 
     def __repr__(self) -> str:
         return f"AuthenticatedUser(name={self.name!r}, apikey={_REDACTED!r})"
@@ -603,7 +639,7 @@ class AuthenticatedUser(Model, frozen=True, kw_only=True):
 class ApiKeyList(Model, frozen=True, kw_only=True):
     """``GET /v3/user/apikey/list/{user}``; the keys are kept out of ``repr``."""
 
-    apikeys: list[str] = msgspec.field(default_factory=list)
+    apikeys: list[str]
 
     def __repr__(self) -> str:
         return f"ApiKeyList(apikeys=[{len(self.apikeys)} keys])"
@@ -612,7 +648,7 @@ class ApiKeyList(Model, frozen=True, kw_only=True):
 class ApiKeyAdded(Model, frozen=True, kw_only=True):
     """``POST /v3/user/apikey/add/{user}``; the key is kept out of ``repr``."""
 
-    apikey: str = ""
+    apikey: str
 
     def __repr__(self) -> str:
         return f"ApiKeyAdded(apikey={_REDACTED!r})"
@@ -624,11 +660,12 @@ class ApiKeyAdded(Model, frozen=True, kw_only=True):
 class BulkImport(Model, frozen=True, kw_only=True):
     """A bulk import session (``show`` and ``list`` items; v3-api.md §1.12).
 
-    ``status``: uploading, performing, ready, committing, committed.
+    ``status``: uploading, performing, ready, committing, committed; it may be null
+    (td-client-go api_bulk_import.go: ``Optional`` in the show and list schemas).
     """
 
-    name: str = ""
-    status: str = ""
+    name: str
+    status: str | None = None
     database: str | None = None
     table: str | None = None
     job_id: Id | None = None
@@ -642,18 +679,28 @@ class BulkImport(Model, frozen=True, kw_only=True):
 class BulkImportList(Model, frozen=True, kw_only=True):
     """``GET /v3/bulk_import/list``."""
 
-    bulk_imports: list[BulkImport] = msgspec.field(default_factory=list)
+    bulk_imports: list[BulkImport]
 
 
 class BulkImportRef(Model, frozen=True, kw_only=True):
-    """Create, delete, upload/delete part, freeze, unfreeze, perform and commit answers.
+    """Create, delete, upload/delete part, freeze, unfreeze and commit answers.
 
-    ``job_id`` is set by perform (a JSON number there) and sometimes by commit.
+    ``job_id`` is set sometimes by commit (a Ruby spec: ``{"job_id": 12345}``).
     """
 
-    name: str = ""
-    bulk_import: str = ""
+    name: str
+    bulk_import: str
     job_id: Id | None = None
+
+
+class BulkImportPerform(BulkImportRef, frozen=True, kw_only=True):
+    """``POST /v3/bulk_import/perform/{name}``: the session and the job it started.
+
+    ``job_id`` is a JSON number there (§7.2) and required (td-client-go api_bulk_import.go
+    ``performBulkImportResultSchema``): without it the job could not be followed.
+    """
+
+    job_id: Id
 
 
 class BulkImportParts(Model, frozen=True, kw_only=True):
@@ -661,7 +708,7 @@ class BulkImportParts(Model, frozen=True, kw_only=True):
 
     name: str = ""
     bulk_import: str = ""
-    parts: list[str] = msgspec.field(default_factory=list)
+    parts: list[str]
 
 
 # -- data connector bulk loads -------------------------------------------------------------
@@ -670,28 +717,28 @@ class BulkImportParts(Model, frozen=True, kw_only=True):
 class BulkLoadGuess(Model, frozen=True, kw_only=True):
     """``POST /v3/bulk_loads/guess``: the completed load configuration."""
 
-    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    config: dict[str, Any]
 
 
 class PreviewColumn(Model, frozen=True, kw_only=True):
     """A column of ``bulk_loads/preview``."""
 
-    index: int = 0
-    name: str = ""
-    type: str = ""
+    index: int
+    name: str
+    type: str
 
 
 class BulkLoadPreview(Model, frozen=True, kw_only=True):
     """``POST /v3/bulk_loads/preview``: the guessed columns and a few parsed records."""
 
-    schema: list[PreviewColumn] = msgspec.field(default_factory=list)
-    records: list[list[Any]] = msgspec.field(default_factory=list)
+    schema: list[PreviewColumn]
+    records: list[list[Any]]
 
 
 class BulkLoadSession(Model, frozen=True, kw_only=True):
     """A saved bulk load: create, show, update, delete answers and ``GET /v3/bulk_loads`` items."""
 
-    name: str = ""
+    name: str
     cron: str | None = None
     timezone: str = ""
     delay: int = 0
@@ -704,16 +751,16 @@ class BulkLoadSession(Model, frozen=True, kw_only=True):
 class BulkLoadTarget(Model, frozen=True, kw_only=True):
     """``database``/``table`` of a bulk load job, sent as ``{"id", "name"}`` objects."""
 
-    id: Id = ""
-    name: str = ""
+    id: Id
+    name: str
 
 
 class BulkLoadJob(Model, frozen=True, kw_only=True):
     """An item of ``GET /v3/bulk_loads/{name}/jobs``; timestamps are epoch seconds there."""
 
-    job_id: Id = ""
+    job_id: Id
     account_id: Id | None = None
-    status: str = ""
+    status: str
     records: int | None = None
     # Already decoded here: ``[[name, type, alias], ...]``.
     schema: list[Column] = msgspec.field(default_factory=list)

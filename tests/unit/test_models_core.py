@@ -485,7 +485,9 @@ def test_sample_decodes(name: str, model: Any, read: Callable[[Any], Any], expec
 # -- ids -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [b'{"job_id": 12345}', b'{"job_id": "12345"}'])
+@pytest.mark.parametrize(
+    "raw", [b'{"job_id": 12345, "status": "queued"}', b'{"job_id": "12345", "status": "queued"}']
+)
 def test_job_id_number_or_string_becomes_str(raw: bytes) -> None:
     job = msgspec.json.decode(raw, type=Job)
     assert job.job_id == "12345"
@@ -494,7 +496,8 @@ def test_job_id_number_or_string_becomes_str(raw: bytes) -> None:
 
 def test_every_id_kind_is_normalised() -> None:
     job = msgspec.json.decode(
-        b'{"job_id": 1, "linked_result_export_job_id": 2, "result_export_target_job_id": 3}',
+        b'{"job_id": 1, "status": "success", "linked_result_export_job_id": 2,'
+        b' "result_export_target_job_id": 3}',
         type=Job,
     )
     assert (job.job_id, job.linked_result_export_job_id, job.result_export_target_job_id) == (
@@ -502,10 +505,11 @@ def test_every_id_kind_is_normalised() -> None:
         "2",
         "3",
     )
-    assert msgspec.json.decode(b'{"id": 7}', type=Table).id == "7"
-    assert msgspec.json.decode(b'{"id": "1761984"}', type=Database).id == "1761984"
-    assert msgspec.json.decode(b'{"id": 1761984}', type=Database).id == "1761984"
-    assert msgspec.json.decode(b'{"executing_user_id": 9}', type=Schedule).executing_user_id == "9"
+    assert msgspec.json.decode(b'{"id": 7, "name": "t"}', type=Table).id == "7"
+    assert msgspec.json.decode(b'{"id": "1761984", "name": "d"}', type=Database).id == "1761984"
+    assert msgspec.json.decode(b'{"id": 1761984, "name": "d"}', type=Database).id == "1761984"
+    schedule = msgspec.json.decode(b'{"name": "s", "executing_user_id": 9}', type=Schedule)
+    assert schedule.executing_user_id == "9"
 
 
 def test_constructing_with_an_int_id_normalises_too() -> None:
@@ -513,10 +517,10 @@ def test_constructing_with_an_int_id_normalises_too() -> None:
 
 
 def test_an_id_of_another_type_is_a_decode_error() -> None:
-    with pytest.raises(msgspec.ValidationError):
-        msgspec.json.decode(b'{"job_id": [1]}', type=Job)
-    with pytest.raises(msgspec.ValidationError):
-        msgspec.json.decode(b'{"job_id": true}', type=Job)
+    with pytest.raises(msgspec.ValidationError, match="job_id"):
+        msgspec.json.decode(b'{"job_id": [1], "status": "queued"}', type=Job)
+    with pytest.raises(msgspec.ValidationError, match="job_id"):
+        msgspec.json.decode(b'{"job_id": true, "status": "queued"}', type=Job)
 
 
 # -- schema evolution ----------------------------------------------------------------------
@@ -531,24 +535,35 @@ def test_unknown_fields_are_ignored() -> None:
 
 
 def test_missing_optional_fields_default() -> None:
-    job = msgspec.json.decode(b"{}", type=Job)
-    assert (job.job_id, job.status, job.query, job.result, job.debug) == ("", "", None, "", None)
+    job = msgspec.json.decode(b'{"job_id": "1", "status": "queued"}', type=Job)
+    assert (job.type, job.query, job.result, job.duration, job.debug) == (None,) * 5
     assert job.result_columns == []
     assert job.created_at_dt is None
-    table = msgspec.json.decode(b'{"name": "t"}', type=Table)
-    assert (table.columns, table.expire_days, table.type) == ([], None, "log")
-    assert msgspec.json.decode(b"{}", type=JobList).jobs == []
-    assert msgspec.json.decode(b"{}", type=AccountResponse).account.id == ""
+    table = msgspec.json.decode(b'{"id": 1, "name": "t"}', type=Table)
+    assert (table.columns, table.expire_days, table.type, table.count) == ([], None, None, None)
+    assert msgspec.json.decode(b'{"jobs": []}', type=JobList).count == 0
+    assert msgspec.json.decode(b'{"account": {"id": 1}}', type=AccountResponse).account.plan is None
 
 
 def test_older_database_list_without_delete_protected() -> None:
-    body = b'{"databases": [{"name": "db", "count": 1, "created_at": "2016-11-07 09:37:37 UTC"}]}'
+    # td-client-python database_api_test.py test_list_databases_success (2014 bodies)
+    body = (
+        b'{"databases": [{"name": "sample_datasets", "count": 8812278, "created_at":'
+        b' "2014-10-04 01:13:11 UTC", "updated_at": "2014-10-08 18:42:12 UTC",'
+        b' "organization": null, "permission": "administrator"}]}'
+    )
     (db,) = msgspec.json.decode(body, type=DatabaseList).databases
-    assert (db.name, db.delete_protected, db.permission) == ("db", False, "")
+    assert (db.name, db.delete_protected, db.permission) == (
+        "sample_datasets",
+        False,
+        "administrator",
+    )
 
 
 def test_bulkload_job_query_may_be_an_object() -> None:
-    job = msgspec.json.decode(b'{"job_id": "1", "query": {"in": {"type": "s3"}}}', type=Job)
+    job = msgspec.json.decode(
+        b'{"job_id": "1", "status": "running", "query": {"in": {"type": "s3"}}}', type=Job
+    )
     assert job.query == {"in": {"type": "s3"}}
 
 
@@ -565,16 +580,18 @@ def test_import_result_elapsed_time_as_number_or_string() -> None:
 
 @pytest.mark.parametrize("schema", [None, ""])
 def test_no_hive_result_schema_means_no_columns(schema: str | None) -> None:
-    assert Job(hive_result_schema=schema).result_columns == []
+    assert Job(job_id="1", status="success", hive_result_schema=schema).result_columns == []
 
 
 def test_hive_result_schema_json_decodes() -> None:
-    job = Job(hive_result_schema='[["a", "bigint"], ["b", "varchar"]]')
+    job = Job(
+        job_id="1", status="success", hive_result_schema='[["a", "bigint"], ["b", "varchar"]]'
+    )
     assert job.result_columns == [Column(name="a", type="bigint"), Column(name="b", type="varchar")]
 
 
 def test_table_schema_with_aliases() -> None:
-    table = Table(schema='[["user_id", "long", "uid"], ["name", "string"]]')
+    table = Table(id="1", name="t", schema='[["user_id", "long", "uid"], ["name", "string"]]')
     assert table.columns == [
         Column(name="user_id", type="long", alias="uid"),
         Column(name="name", type="string"),
@@ -583,27 +600,27 @@ def test_table_schema_with_aliases() -> None:
 
 def test_malformed_schema_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
-        _ = Table(schema="[[not json").columns
+        _ = Table(id="1", name="t", schema="[[not json").columns
 
 
 # -- timestamps ----------------------------------------------------------------------------
 
 
 def test_empty_start_at_is_none() -> None:
-    assert JobStatus(start_at="").start_at_dt is None
-    assert Job(start_at="", end_at=None).start_at_dt is None
+    assert JobStatus(job_id="1", status="running", start_at="").start_at_dt is None
+    assert Job(job_id="1", status="running", start_at="", end_at=None).start_at_dt is None
 
 
 def test_all_timestamp_forms() -> None:
     expected = datetime(2016, 7, 26, 8, 14, 46, tzinfo=UTC)
     for raw in ("2016-07-26 08:14:46 UTC", "2016-07-26T08:14:46Z", "2016-07-26T17:14:46+09:00"):
-        assert Job(created_at=raw).created_at_dt == expected
-    assert Job(created_at=1469520886).created_at_dt == expected
+        assert Job(job_id="1", status="queued", created_at=raw).created_at_dt == expected
+    assert Job(job_id="1", status="queued", created_at=1469520886).created_at_dt == expected
 
 
 def test_unknown_timestamp_text_raises() -> None:
     with pytest.raises(ValueError, match="not a timestamp"):
-        _ = Job(created_at="yesterday").created_at_dt
+        _ = Job(job_id="1", status="queued", created_at="yesterday").created_at_dt
 
 
 # -- status helpers ------------------------------------------------------------------------
@@ -625,7 +642,7 @@ def test_unknown_timestamp_text_raises() -> None:
 def test_job_status_helpers(
     status: str, finished: bool, success: bool, failed: bool, running: bool, queued: bool
 ) -> None:
-    for model in (Job(status=status), JobStatus(status=status)):
+    for model in (Job(job_id="1", status=status), JobStatus(job_id="1", status=status)):
         assert (model.finished, model.success, model.failed, model.running, model.queued) == (
             finished,
             success,
