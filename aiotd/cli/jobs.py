@@ -86,7 +86,7 @@ async def list_jobs(args: argparse.Namespace, out: Output) -> int:
                 [
                     job.job_id,
                     styled(job.status) if out.live else job.status,
-                    job.type,
+                    text(job.type),
                     job.database,
                     text(job.created_at),
                     duration(job.duration),

@@ -19,7 +19,7 @@ from aiotd._polling import Engine, Listing
 from aiotd._polling import as_completed as _as_completed
 from aiotd._polling import wait_all as _wait_all
 from aiotd._polling import watch as _watch
-from aiotd.core._common import db_segment, issue_once, new_domain_key
+from aiotd.core._common import call_filled, db_segment, issue_once, new_domain_key
 from aiotd.core.results_io import RESULT_FORMATS, RowDecoder
 from aiotd.errors import DecodeError, JobFailed, TDError, TransportError
 from aiotd.models.core import (
@@ -189,8 +189,13 @@ class Jobs:
         return await self._client._call("GET", f"/v3/job/show/{segment(job_id)}", Job)
 
     async def status(self, job_id: str | int) -> JobStatus:
-        """``job/status``: the light record meant for polling."""
-        return await self._client._call("GET", f"/v3/job/status/{segment(job_id)}", JobStatus)
+        """``job/status``: the light record meant for polling.
+
+        ``job_id`` is the one asked for when TD's answer leaves it out (td-client-python's
+        fixture is ``{"status": "RUNNING"}`` alone); a body without ``status`` is a DecodeError.
+        """
+        path = f"/v3/job/status/{segment(job_id)}"
+        return await call_filled(self._client, "GET", path, JobStatus, {"job_id": str(job_id)})
 
     async def status_by_domain_key(self, domain_key: str) -> JobStatus:
         """The job issued with ``domain_key``."""

@@ -34,7 +34,7 @@ async def td(scripted: Scripted) -> AsyncIterator[aiotd.Client]:
 
 async def test_names_are_quoted_as_one_path_segment(scripted: Scripted, td: aiotd.Client) -> None:
     scripted.on("/v3/schedule/delete/a/b c", reply(200, '{"name": "a/b c"}'))
-    scripted.on("/v3/table/show/my db/x+y", reply(200, '{"name": "x+y"}'))
+    scripted.on("/v3/table/show/my db/x+y", reply(200, '{"id": 1, "name": "x+y"}'))
     assert (await td.schedules.delete("a/b c")).name == "a/b c"
     assert (await td.tables.get("my db", "x+y")).name == "x+y"
     assert [r.raw_path for r in scripted.seen] == [
