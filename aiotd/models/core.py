@@ -749,9 +749,12 @@ class BulkLoadSession(Model, frozen=True, kw_only=True):
 
 
 class BulkLoadTarget(Model, frozen=True, kw_only=True):
-    """``database``/``table`` of a bulk load job, sent as ``{"id", "name"}`` objects."""
+    """``database``/``table`` of a bulk load job, sent as ``{"id", "name"}`` objects.
 
-    id: Id
+    ``id`` is None when absent or null (a load whose database was deleted since).
+    """
+
+    id: Id | None = None
     name: str
 
 
