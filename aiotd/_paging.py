@@ -22,6 +22,9 @@ __all__ = ["Pager", "cursor_pager", "offset_pager"]
 
 T = TypeVar("T")
 
+#: Pages in a row equal to a walk's first page that prove the server ignores the cursor.
+_REPEATS = 3
+
 
 class Pager(Generic[T]):
     """An awaitable, async-iterable walk over pages of ``T``.
@@ -29,8 +32,8 @@ class Pager(Generic[T]):
     ``fetch(cursor)`` returns one page; ``advance(cursor, page)`` returns the next cursor or
     ``None`` when the walk is over. ``limit`` caps the number of items iterated. With
     ``key``, an item seen earlier in the same walk is skipped (offset pages shift when new
-    items arrive at the top), and a page holding nothing new is an error: the server is
-    ignoring the cursor.
+    items arrive at the top), and a page repeating the previous one item for item is an
+    error: the server is ignoring the cursor.
     """
 
     def __init__(
@@ -59,41 +62,50 @@ class Pager(Generic[T]):
         return page if self._limit is None else page[: self._limit]
 
     async def pages(self) -> AsyncGenerator[list[T], None]:
-        """Every page, one request each, until the API has no more."""
+        """Every page, one request each, until the API has no more.
+
+        With ``key``, a page whose items were all seen earlier in the walk comes out empty
+        (it still took a request).
+        """
         cursor = self._start
         seen: set[Any] = {cursor}
         keys: set[object] = set()
+        first: list[object] | None = None
+        repeats = 0
         remaining = self._limit
         while remaining is None or remaining > 0:
             raw = await self._fetch(cursor)
-            page = list(raw) if self._key is None else self._fresh(raw, keys, cursor)
+            if not raw:
+                return
+            page = list(raw)
+            if self._key is not None:
+                order = [self._key(item) for item in raw]
+                if first is None:
+                    first = order
+                else:
+                    # a server ignoring the cursor sends its first page again and again;
+                    # items shifted by new arrivals make a page repeat the first by chance
+                    # once, hardly three times in a row
+                    repeats = repeats + 1 if order == first else 0
+                    if repeats >= _REPEATS:
+                        raise DecodeError(
+                            f"the page at cursor {cursor!r} repeats the first one: the server "
+                            "ignores the cursor; stopping the walk"
+                        )
+                page = [item for item, k in zip(raw, order, strict=True) if k not in keys]
+                keys.update(order)
             if remaining is not None:
                 page = page[:remaining]
                 remaining -= len(page)
-            if page:
+            if page or self._key is not None:
                 yield page
-            nxt = self._advance(cursor, raw) if raw else None
+            nxt = self._advance(cursor, raw)
             if nxt is None:
                 return
             if nxt in seen:
                 raise DecodeError(f"the API repeated the page cursor {nxt!r}; stopping the walk")
             seen.add(nxt)
             cursor = nxt
-
-    def _fresh(self, raw: Sequence[T], keys: set[object], cursor: Any) -> list[T]:
-        assert self._key is not None
-        page = []
-        for item in raw:
-            k = self._key(item)
-            if k not in keys:
-                keys.add(k)
-                page.append(item)
-        if raw and not page:
-            raise DecodeError(
-                f"the page at cursor {cursor!r} repeats items already seen: the server ignores "
-                "the cursor; stopping the walk"
-            )
-        return page
 
     async def _items(self) -> AsyncIterator[T]:
         async for page in self.pages():
@@ -115,22 +127,33 @@ def offset_pager(
     start: int = 0,
     limit: int | None = None,
     key: Callable[[T], object] | None = None,
+    overlap: int = 0,
 ) -> Pager[T]:
     """v3 offset paging: ``fetch(from_, to)`` with ``to`` inclusive; an empty page ends it.
 
     The next offset is the current one plus the items the server sent, however many it
-    sent, so a server that caps pages below ``page_size`` is still walked to the end.
+    sent, so a server that caps pages below ``page_size`` is still walked to the end. With
+    ``key``, the last ``overlap`` items of each full page (at most a quarter of it) are
+    asked again with the next one: items that leave the listing during the walk shift the
+    rest up, and would otherwise slip between two pages unseen.
     """
     if page_size < 1:
         raise ValueError("page_size must be >= 1")
+    if overlap and key is None:
+        raise ValueError("overlap needs a key to drop the items seen twice")
 
-    async def one(offset: int) -> Sequence[T]:
-        return await fetch(offset, offset + page_size - 1)
+    # the cursor is (offset, length of the page before): a page as long as asked, or as
+    # long as the one before (the server's cap), is followed by more, so it overlaps
+    async def one(cursor: tuple[int, int]) -> Sequence[T]:
+        return await fetch(cursor[0], cursor[0] + page_size - 1)
 
-    def advance(offset: int, page: Sequence[T]) -> int:
-        return offset + len(page)
+    def advance(cursor: tuple[int, int], page: Sequence[T]) -> tuple[int, int]:
+        offset, before = cursor
+        full = len(page) == page_size or len(page) == before
+        shift = min(overlap, len(page) // 4) if full else 0
+        return offset + len(page) - shift, len(page)
 
-    return Pager(one, advance, start, limit=limit, key=key)
+    return Pager(one, advance, (start, 0), limit=limit, key=key)
 
 
 def cursor_pager(

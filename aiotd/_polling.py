@@ -90,6 +90,10 @@ class Kind(Protocol[R]):
     async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[R] | None:
         """Learn the unfinished items in bulk, or None if listing is not possible."""
 
+    def may_hide(self, status: str | None) -> bool:
+        """Whether an item last seen in ``status`` (None: never seen) may be absent from a
+        listing for a while without having finished."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class PollSettings:
@@ -149,6 +153,7 @@ class _Entry:
     """One watched item. Kept small: there can be tens of thousands."""
 
     __slots__ = (
+        "absences",
         "due",
         "finishing",
         "id",
@@ -170,6 +175,7 @@ class _Entry:
         self.listeners: list[_Listener] = []
         self.finishing = False
         self.missing_checked = False
+        self.absences = 0  # listings in a row this item was absent from
 
 
 class Engine(Generic[R]):
@@ -300,6 +306,7 @@ class Engine(Generic[R]):
         old = entry.status
         entry.record = record
         entry.missing_checked = False
+        entry.absences = 0
         now = self._now()
         if status != old:
             entry.status = status
@@ -538,6 +545,9 @@ class Engine(Generic[R]):
                 if entry.due <= self._now():
                     poll.append(entry)
             elif entry.since < started and (not entry.missing_checked or entry.due <= self._now()):
+                entry.absences += 1
+                if entry.absences == 1 and self.kind.may_hide(entry.status):
+                    continue  # maybe in a state no listing shows: the next listing tells
                 # absent from the unfinished set: probably finished (or booting); one
                 # request confirms it, and it is the final record the waiters need anyway
                 entry.missing_checked = True

@@ -41,9 +41,10 @@ class Issued:
 class Emulator:
     """``aiotd emulator`` in a subprocess: ``async with Emulator() as emu:``."""
 
-    def __init__(self, *, workflow: bool = False) -> None:
+    def __init__(self, *, workflow: bool = False, options: Sequence[str] = ()) -> None:
         self.apikey = "1/" + secrets.token_hex(20)
         self.workflow = workflow
+        self.options = list(options)  # more ``aiotd emulator`` arguments
         self.url = ""
         self._proc: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -54,6 +55,7 @@ class Emulator:
         args += ["--apikey", self.apikey]
         if not self.workflow:
             args.append("--no-workflow")
+        args += self.options
         self._proc = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
         )

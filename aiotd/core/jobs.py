@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import math
 import os
-import random
+import re
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
@@ -35,6 +34,7 @@ from aiotd.models.core import (
 
 if TYPE_CHECKING:
     from aiotd._client import Client
+    from aiotd._http import StreamResponse
 
 __all__ = ["ENGINES", "JobEvent", "Jobs"]
 
@@ -42,6 +42,8 @@ __all__ = ["ENGINES", "JobEvent", "Jobs"]
 ENGINES = ("presto", "trino", "hive")
 _Page = TypeVar("_Page", JobList, JobStatusList)
 _LIST_STATUSES = ("queued", "running", "success", "error")
+#: Items of each engine listing page asked again with the next page.
+_OVERLAP = 8
 
 
 class JobEvent(NamedTuple):
@@ -77,6 +79,12 @@ class _JobKind:
     def needs_final(self, record: JobStatus | Job) -> bool:
         return isinstance(record, JobStatus)
 
+    def may_hide(self, status: str | None) -> bool:
+        # a job goes queued -> booting -> running, and booting jobs are in neither the
+        # queued nor the running listing (v3-api.md §2: status values; job/list accepts
+        # queued, running, success, error); one never seen may be booting already
+        return status is None or status == "queued"
+
     async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[JobStatus | Job]:
         """Queued and running jobs, newest first by id, down to the oldest watched job.
 
@@ -98,6 +106,7 @@ class _JobKind:
                 while ended:
                     page = await anext(walk, None)
                     if page is None:
+                        pages += 1  # the empty page that ended the walk
                         break
                     pages += 1
                     for job in page:
@@ -270,7 +279,8 @@ class Jobs:
         async def fetch(from_: int, to: int) -> builtins.list[JobStatus]:
             return (await self._page(JobStatusList, from_, to, status=status)).jobs
 
-        return offset_pager(fetch, page_size=page_size, key=_job_id)
+        # jobs finish during a walk: a few items of overlap keep them from slipping by
+        return offset_pager(fetch, page_size=page_size, key=_job_id, overlap=_OVERLAP)
 
     # -- waiting
 
@@ -340,53 +350,81 @@ class Jobs:
     ) -> AsyncGenerator[bytes, None]:
         """The raw result bytes; a dropped connection resumes with ``Range`` + ``If-Range``.
 
-        Resuming needs the server's ETag and a 206 answer (v3-api.md §3, §7.14); a 200 to a
-        ranged request means the result changed or the range was ignored: an error, never
-        duplicated bytes.
+        Resuming needs the server's ETag and a 206 from the byte asked (v3-api.md §3, §7.14):
+        any other answer to a resumed request is an error, never duplicated bytes. The whole
+        call, resumptions included, gets one budget of the client's RetryPolicy.
         """
         path = f"/v3/job/result/{segment(job_id)}"
         params = {"format": fmt, "header": header}
-        policy = self._client._http.retry
+        budget = self._client._http.retry_budget()
         offset = 0
-        etag: str | None = None
-        failures = 0
+        total: int | None = None
+        #: the ETag a resumed request sends as If-Range; None when the bytes cannot be resumed
+        validator: str | None = None
         while True:
             headers = {"Accept-Encoding": "identity"}
-            if offset:
-                headers["Range"] = f"bytes={offset}-"
-                if etag:
-                    headers["If-Range"] = etag
+            if offset and validator is not None:
+                headers |= {"Range": f"bytes={offset}-", "If-Range": validator}
             try:
-                async with self._client._stream(path, params=params, headers=headers) as resp:
-                    if offset and resp.status != 206:
-                        raise TDError(
-                            f"job {job_id} result: the server answered {resp.status} to a "
-                            "resumed download (the result changed or ranges are unsupported)"
-                        )
-                    etag = resp.headers.get("ETag", etag)
+                async with self._client._stream(
+                    path, params=params, headers=headers, retries=False
+                ) as resp:
+                    if not offset:
+                        # a Range counts the bytes as sent: the decoded bytes of an encoded
+                        # answer cannot be resumed (v3-api.md §7.15)
+                        validator = None if _encoded(resp) else resp.headers.get("ETag")
+                    try:
+                        stop, total = _result_span(resp, offset, total, validator)
+                    except TransportError:
+                        validator = None  # a server that answers other bytes is not resumed
+                        raise
                     async for chunk in resp.iter_chunks(chunk_size):
+                        if stop is not None and offset + len(chunk) > stop:
+                            validator = None
+                            raise TransportError(
+                                f"GET {resp.url}: the body runs past byte {stop}",
+                                method="GET",
+                                url=resp.url,
+                            )
                         offset += len(chunk)
-                        failures = 0
                         yield chunk
-                return
-            except TransportError:
-                failures += 1
-                if failures >= policy.max_attempts or (offset and not etag):
-                    raise
-                delay = random.uniform(0, min(policy.max_delay, policy.initial_delay * 2**failures))
-                await asyncio.sleep(delay)
+                    if stop is not None and offset < stop:
+                        raise TransportError(
+                            f"GET {resp.url}: the body ended at byte {offset} of {stop}",
+                            method="GET",
+                            url=resp.url,
+                        )
+                if total is None or offset >= total:
+                    return
+                # a 206 whose Content-Range stops short of the length (a server that caps
+                # its ranges) was read whole: the next request asks for the rest
+                if validator is None:
+                    raise TransportError(
+                        f"GET {resp.url}: the answer ends at byte {offset} of {total}, "
+                        "and without an ETag the rest cannot be asked for",
+                        method="GET",
+                        url=resp.url,
+                    )
+            except TDError as exc:
+                if offset and validator is None:
+                    raise  # bytes given to the caller cannot be taken back
+                await budget.backoff(exc)  # raises exc when no other try is worth it
 
     async def rows(
         self, job_id: str | int, *, chunk_size: int = 1 << 16
     ) -> AsyncGenerator[builtins.list[Any], None]:
         """Rows of a job's result, decoded from ``msgpack.gz`` as they arrive.
 
-        Memory stays bounded by the chunk size whatever the size of the result.
+        Memory stays bounded by the chunk size whatever the size of the result. A result
+        that ends inside a row or a gzip member, or whose rows are not arrays, is a
+        DecodeError.
         """
-        decoder = RowDecoder(gzip=True)
-        async for chunk in self._result_chunks(job_id, "msgpack.gz", chunk_size=chunk_size):
-            for row in decoder.feed(chunk):
-                yield row
+        decoder = RowDecoder(gzip=True, arrays=True)
+        chunks = self._result_chunks(job_id, "msgpack.gz", chunk_size=chunk_size)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                for row in decoder.feed(chunk):
+                    yield row
         decoder.close()
 
     async def columns(self, job: Job | str | int) -> builtins.list[Column]:
@@ -423,16 +461,16 @@ class Jobs:
         expected = job.result_size if format == "msgpack.gz" else None
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
         done = 0
+        params_header = header if format in ("csv", "tsv", "json") else None
+        chunks = self._result_chunks(job_id, format, header=params_header, chunk_size=chunk_size)
         try:
-            with partial.open("wb") as out:
-                params_header = header if format in ("csv", "tsv", "json") else None
-                async for chunk in self._result_chunks(
-                    job_id, format, header=params_header, chunk_size=chunk_size
-                ):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, expected)
+            async with aclosing(chunks):
+                with partial.open("wb") as out:
+                    async for chunk in chunks:
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, expected)
             if expected is not None and done != expected:
                 raise DecodeError(
                     f"job {job.job_id} result has {done} bytes but TD says {expected}"
@@ -443,3 +481,50 @@ class Jobs:
         finally:
             partial.unlink(missing_ok=True)
         return target
+
+
+#: ``Content-Range`` of a 206: ``bytes first-last/complete-length`` or ``/*`` (RFC 9110 §14.4).
+_CONTENT_RANGE = re.compile(r"bytes[ \t]+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+
+
+def _encoded(resp: StreamResponse) -> bool:
+    return resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+
+
+def _result_span(
+    resp: StreamResponse, offset: int, total: int | None, etag: str | None
+) -> tuple[int | None, int | None]:
+    """Where the body of ``resp`` ends in the result (exclusive), and the result's length;
+    None where the answer does not say.
+
+    A request from byte ``offset`` > 0 must get a 206 of the same ETag whose
+    ``Content-Range`` starts at ``offset`` (RFC 9110 §14.4: ``bytes first-last/length``);
+    a first request a 200, or a 206 from byte 0. A length that contradicts ``total`` (what
+    earlier answers said) is a mismatch too. A mismatch is a TransportError: the exchange
+    did not deliver the bytes asked for, as with a cut body.
+    """
+
+    def mismatch(what: str, why: str = "") -> TransportError:
+        asked = f"bytes {offset}-" if offset else "the whole result"
+        text = f"GET {resp.url}: answered {what} to a request for {asked}{why}"
+        return TransportError(text, method="GET", url=resp.url)
+
+    if resp.status != 206:
+        if offset:
+            raise mismatch(str(resp.status), ": the result changed or ranges are unsupported")
+        length = resp.headers.get("Content-Length", "")
+        size = int(length) if length.isdigit() and not _encoded(resp) else None
+        return size, size
+    value = resp.headers.get("Content-Range")
+    found = _CONTENT_RANGE.fullmatch(value.strip()) if value is not None else None
+    if found is None:
+        raise mismatch("206 without a valid Content-Range" + (f" ({value!r})" if value else ""))
+    first, last = int(found[1]), int(found[2])
+    length_of = None if found[3] == "*" else int(found[3])
+    if first != offset or last < first or (length_of is not None and last >= length_of):
+        raise mismatch(f"206 with Content-Range {value!r}")
+    if total is not None and length_of is not None and length_of != total:
+        raise mismatch(f"206 with Content-Range {value!r}", f", of a {total}-byte result")
+    if offset and resp.headers.get("ETag", etag) != etag:
+        raise mismatch(f"206 with ETag {resp.headers['ETag']!r}", f", of ETag {etag!r}")
+    return last + 1, total if length_of is None else length_of

@@ -151,6 +151,9 @@ class _AttemptKind:
     def needs_final(self, record: Attempt) -> bool:
         return False  # GET /api/attempts/{id} and the listing both give the full record
 
+    def may_hide(self, status: str | None) -> bool:
+        return False  # the listing holds every attempt, finished or not
+
     async def listing(self, watched: Sequence[str], page_budget: int) -> Listing[Attempt]:
         """Every attempt, retries included, newest first, down to the oldest watched one.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-NAMES = ("single", "listing", "watch", "attempts", "results", "scale")
+NAMES = ("single", "listing", "watch", "counting", "attempts", "results", "scale")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ async def test_a_capped_page_does_not_pass_for_the_oldest(scripted: Scripted) ->
         listing = await kind.listing(["5", "6", "7"], 50)
     # every watched attempt is seen running: none may be presumed finished
     assert {"5", "6", "7"} <= set(listing.records)
-    assert listing.covers("5") and listing.covers("7")
+    assert listing.covers("5")
+    assert listing.covers("7")
     assert not listing.covers("1")  # below where the walk stopped
     assert scripted.count("/api/attempts") == 4  # 10-9, 8-7, 6-5, 4-3: past the oldest
 
@@ -49,4 +50,5 @@ async def test_a_walk_cut_by_its_budget_covers_only_what_it_saw(scripted: Script
     async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
         listing = await td.workflow.attempts.engine.kind.listing(["1", "9"], 2)
     assert listing.pages > 2  # the engine learns a listing costs more than per-item polls
-    assert listing.covers("9") and not listing.covers("1")
+    assert listing.covers("9")
+    assert not listing.covers("1")

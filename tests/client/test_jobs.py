@@ -341,6 +341,10 @@ async def test_booting_jobs_absent_from_listings_are_still_followed() -> None:
         async for event in td.jobs.watch(ids):
             statuses[event.job_id].append(event.new_status)
         assert td.jobs.engine.listings > 0
+        # a queued job's first absence may be booting: it waits for the next listing
+        # rather than costing a request; only the finished ones are fetched, once each
+        shows = td.stats.group("job/show").requests
+        statuses_polled = td.stats.group("job/status").requests
     assert all(seq[-1] == "success" for seq in statuses.values())
     assert len(statuses) == 80
-    assert any("booting" in seq for seq in statuses.values())
+    assert shows + statuses_polled <= 80 * 1.25

@@ -136,3 +136,48 @@ async def test_an_offset_that_repeats_is_refused() -> None:
     pager: Pager[int] = Pager(fetch, lambda cursor, page: 0, 0)
     with pytest.raises(DecodeError, match="repeated"):
         await pager.all()
+
+
+async def test_keyed_offset_pager_goes_on_past_a_page_shifted_entirely_onto_seen_items() -> None:
+    data = list(range(50, 0, -1))
+    calls = 0
+
+    async def fetch(from_: int, to: int) -> Sequence[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            data[:0] = list(range(70, 50, -1))  # more arrivals than a page holds
+        return data[from_ : to + 1]
+
+    got = [x async for x in offset_pager(fetch, page_size=10, key=lambda x: x)]
+    assert set(range(1, 51)) <= set(got)
+    assert len(got) == len(set(got))
+
+
+async def test_overlap_catches_items_shifted_up_by_removals_during_the_walk() -> None:
+    seen: dict[int, list[int]] = {}
+    for overlap in (0, 4):
+        data = list(range(100, 0, -1))
+        calls = 0
+
+        async def fetch(from_: int, to: int, data: list[int] = data) -> Sequence[int]:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                del data[0]
+            return data[from_ : to + 1]
+
+        pager = offset_pager(fetch, page_size=20, key=lambda x: x, overlap=overlap)
+        seen[overlap] = [x async for x in pager]
+    # every item still listed when the walk reached it: without overlap some slip by
+    assert len(seen[0]) < len(seen[4])
+    assert len(seen[4]) == len(set(seen[4]))
+    assert set(range(1, 96)) <= set(seen[4])
+
+
+def test_overlap_needs_a_key() -> None:
+    async def fetch(from_: int, to: int) -> Sequence[int]:
+        return []
+
+    with pytest.raises(ValueError, match="overlap needs a key"):
+        offset_pager(fetch, overlap=2)
