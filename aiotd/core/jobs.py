@@ -511,7 +511,7 @@ def _result_span(
 
     if resp.status != 206:
         if offset:
-            raise mismatch(str(resp.status), ": the result changed or ranges are unsupported")
+            raise mismatch(str(resp.status), "; the result changed or ranges are unsupported")
         length = resp.headers.get("Content-Length", "")
         size = int(length) if length.isdigit() and not _encoded(resp) else None
         return size, size
@@ -524,7 +524,7 @@ def _result_span(
     if first != offset or last < first or (length_of is not None and last >= length_of):
         raise mismatch(f"206 with Content-Range {value!r}")
     if total is not None and length_of is not None and length_of != total:
-        raise mismatch(f"206 with Content-Range {value!r}", f", of a {total}-byte result")
+        raise mismatch(f"206 with Content-Range {value!r}", f"; the result has {total} bytes")
     if offset and resp.headers.get("ETag", etag) != etag:
-        raise mismatch(f"206 with ETag {resp.headers['ETag']!r}", f", of ETag {etag!r}")
+        raise mismatch(f"206 with ETag {resp.headers['ETag']!r}", f"; the result's is {etag!r}")
     return last + 1, total if length_of is None else length_of

@@ -21,6 +21,7 @@ __all__ = ["RESULT_FORMATS", "RowDecoder"]
 RESULT_FORMATS = ("msgpack.gz", "msgpack", "json", "csv", "tsv")
 
 _GZIP = 16 + zlib.MAX_WBITS
+_PENDING = object()
 
 
 class RowDecoder:
@@ -28,17 +29,23 @@ class RowDecoder:
 
     At most ``step`` decompressed bytes are produced per step and consumed before the next,
     and a single row larger than ``max_row_bytes`` is an error: memory stays bounded
-    whatever the size of the result.
+    whatever the size of the result. With ``arrays=True`` every top-level object must be
+    an array, as the rows of a job result are; streams of records (maps) leave it off.
     """
 
     def __init__(
-        self, *, gzip: bool = True, step: int = 1 << 18, max_row_bytes: int = 64 << 20
+        self,
+        *,
+        gzip: bool = True,
+        arrays: bool = False,
+        step: int = 1 << 18,
+        max_row_bytes: int = 64 << 20,
     ) -> None:
         self._step = step
+        self._arrays = arrays
         self._inflate = zlib.decompressobj(_GZIP) if gzip else None
         self._member_open = False
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
-        self._fed = 0
 
     def _pieces(self, chunk: bytes) -> Iterator[None]:
         """Feed ``chunk`` to the unpacker, at most ``step`` decompressed bytes at a time."""
@@ -70,23 +77,45 @@ class RowDecoder:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
             raise DecodeError("a result row exceeds the row size limit") from None
-        self._fed += len(data)
 
     def feed(self, chunk: bytes) -> Iterator[Any]:
         """Rows completed by ``chunk`` (a generator: iterate it before the next feed).
 
         Rows come straight off the unpacker, one at a time: no list of rows is built, so
-        memory stays flat and the garbage collector has nothing to walk.
+        memory stays flat and the garbage collector has nothing to walk. With ``arrays``,
+        a row that is not an array (a map, a scalar) is a DecodeError.
         """
         for _ in self._pieces(chunk):
             try:
-                yield from self._unpacker
+                if self._arrays:
+                    for row in self._unpacker:
+                        if type(row) is not list:
+                            name = type(row).__name__
+                            raise DecodeError(f"a result row is not a msgpack array ({name})")
+                        yield row
+                else:
+                    yield from self._unpacker
             except (msgpack.FormatError, msgpack.StackError, ValueError) as exc:
                 raise DecodeError(f"result is not a msgpack row stream: {exc}") from None
 
     def close(self) -> None:
-        """Check that the stream ended cleanly: no cut gzip member, no half row."""
+        """Check that the stream ended cleanly, once every feed was iterated: no cut gzip
+        member, no half row."""
         if self._member_open:
             raise DecodeError("result ended in the middle of a gzip member (truncated)")
-        if self._unpacker.tell() != self._fed:
+        if not self._between_rows():
             raise DecodeError("result ended in the middle of a row (truncated)")
+
+    def _between_rows(self) -> bool:
+        """Whether the unpacker holds no started row.
+
+        Its ``tell()`` cannot say: it counts the bytes of a started array it has parsed
+        already. So a nil goes in after the stream: it comes back on its own only when the
+        unpacker is between rows; a started row takes it in, or it completes a started
+        number or string.
+        """
+        try:
+            self._unpacker.feed(b"\xc0")
+            return next(self._unpacker, _PENDING) is None
+        except (msgpack.BufferFull, msgpack.FormatError, msgpack.StackError, ValueError):
+            return False
