@@ -204,7 +204,7 @@ class Engine(Generic[R]):
         self._listing_ok = True
         self._next_listing = 0.0
         self._listing_errors = 0
-        self._period = self.settings.min_interval  # between listings, grows while quiet
+        self._period = self.settings.min_interval  # most seconds to the next listing
         self._last_listing: float | None = None  # when the last listing ended
         self._events = 0  # items finished since the last listing
         self._event_rate: float | None = None  # events per second, smoothed
@@ -420,8 +420,7 @@ class Engine(Generic[R]):
             self._event_rate = rate if previous is None else (previous + rate) / 2
         self._events = 0
         self._last_listing = now
-        self._period = math.inf
-        spacing = self._spacing()
+        spacing = self._spacing()  # at most ``growth`` times the one before
         self._period = spacing * self.settings.growth
         self._next_listing = now + spacing
 
@@ -606,11 +605,16 @@ class _Queue:
 
 
 def _ids(ids: Iterable[str | int]) -> list[str]:
+    """The ids as strings, refused before any request when they cannot name an item."""
+    if isinstance(ids, str | bytes):
+        raise TypeError("give a list of ids, not one string")
     out = []
     for item_id in ids:
+        if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+            raise TypeError(f"an id is a str or an int, not {type(item_id).__name__}")
         text = str(item_id).strip()
-        if not text:
-            raise ValueError("an id must not be empty")
+        if not text or text in (".", ".."):
+            raise ValueError(f"{text!r} is not an id")
         out.append(text)
     return out
 

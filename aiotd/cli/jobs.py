@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
 
     p = cmds.add_parser("watch", help="a live table of jobs until they finish")
     p.add_argument("job_ids", metavar="ID", nargs="*")
-    p.add_argument("--running", action="store_true", help="watch every queued and running job")
+    p.add_argument(
+        "--running", action="store_true", help="watch every queued, booting and running job"
+    )
     p.add_argument("--timeout", type=float, help="seconds to watch at most (exit 3 after)")
     add_common_options(p)
     p.set_defaults(handler=watch_jobs)
@@ -159,8 +161,10 @@ async def wait_jobs(args: argparse.Namespace, out: Output) -> int:
                 statuses.append(job.status)
                 out.record(job)
                 note = ""
-                if job.failed and job.debug is not None and job.debug.stderr:
-                    note = ": " + job.debug.stderr.strip().splitlines()[-1][:200]
+                stderr = job.debug.stderr if job.failed and job.debug is not None else None
+                last = (stderr or "").strip().splitlines()[-1:]  # a blank stderr has no line
+                if last:
+                    note = ": " + last[0][:200]
                 out.line(f"job {job.job_id} {job.status} after {duration(_elapsed(job))}{note}")
     return _outcome(statuses)
 
@@ -237,11 +241,19 @@ class _Board:
 
 
 async def _running_ids(td: Any) -> list[str]:
-    ids: list[str] = []
+    """The account's unfinished jobs: queued, running, and booting among the newest.
+
+    Booting jobs are in neither the queued nor the running listing (v3-api.md §2), so the
+    newest page of the unfiltered listing is read for them too.
+    """
+    ids: dict[str, None] = {}
     for status in ("queued", "running"):
         async for job in td.jobs.list(status=status):
-            ids.append(job.job_id)
-    return ids
+            ids[job.job_id] = None
+    for job in await td.jobs.list(page_size=100):
+        if not job.finished:
+            ids[job.job_id] = None
+    return list(ids)
 
 
 async def watch_jobs(args: argparse.Namespace, out: Output) -> int:

@@ -26,9 +26,10 @@ class Secrets:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def _path(self, project_id: str | int, key: str | None = None) -> str:
-        base = f"/api/projects/{segment(project_id)}/secrets"
-        return base if key is None else f"{base}/{segment(key)}"
+    def _path(self, project_id: str | int, *key: str) -> str:
+        # the key is a required argument of the calls that name one: a None there is
+        # refused by segment(), never turned into the path of every secret
+        return "/".join([f"/api/projects/{segment(project_id)}/secrets", *map(segment, key)])
 
     async def list(self, project_id: str | int) -> builtins.list[str]:
         """The keys of the project's secrets, sorted as TD returns them."""

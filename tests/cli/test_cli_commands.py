@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -156,9 +157,17 @@ async def test_query_failures_timeouts_and_usage(cli: Any) -> None:
 # -- jobs
 
 
-def _issue(emu: Emulator, *, running: float = 0.1, status: str | None = None) -> str:
+def _issue(
+    emu: Emulator, *, running: float = 0.1, status: str | None = None, booting: float = 0
+) -> str:
     job = emu.jobs.issue(
-        job_type="presto", database=DB, query="select 1", queued=0, running=running, status=status
+        job_type="presto",
+        database=DB,
+        query="select 1",
+        queued=0,
+        booting=booting,
+        running=running,
+        status=status,
     )
     return str(job.id)
 
@@ -242,9 +251,10 @@ async def test_jobs_watch_running_and_usage(cli: Any, emu: Emulator) -> None:
     assert nothing.code == 0
     assert "no queued or running jobs" in nothing.out
 
-    running = [_issue(emu, running=1.0), _issue(emu, running=1.0)]
+    running = [_issue(emu, running=1.0), _issue(emu, running=1.0), _issue(emu, booting=0.5)]
     watched = await cli("jobs", "watch", "--running", "--json")
     assert watched.code == 0
+    # the booting one is in neither the queued nor the running listing, and still watched
     assert {e["job_id"] for e in watched.json_lines()} == set(running)
 
     stuck = _issue(emu, running=30)
@@ -476,3 +486,16 @@ def test_without_rich_the_output_is_plain(monkeypatch: pytest.MonkeyPatch) -> No
     assert not Output(as_json=True, stream=_Terminal()).live
     monkeypatch.setitem(sys.modules, "rich", None)
     assert not Output(as_json=False, stream=_Terminal()).live
+
+
+async def test_jobs_wait_on_a_failed_job_whose_stderr_is_blank(cli: Any, emu: Emulator) -> None:
+    async with aiotd.Client(emu.apikey, endpoint=emu.url) as td:
+        issued = await td.jobs.issue(
+            "-- emulator: queued=0 running=0.1 status=error message='  '\nselect 1", database=DB
+        )
+        assert (await td.jobs.wait(issued.job_id)).debug.stderr.strip() == ""  # type: ignore[union-attr]
+    waited = await cli("jobs", "wait", issued.job_id)
+    assert waited.code == 1, waited.err
+    # the job's line, with no note: a blank stderr has no last line to show
+    assert re.fullmatch(rf"job {issued.job_id} error after [^:]+", waited.out.strip())
+    assert "Traceback" not in waited.err

@@ -556,6 +556,15 @@ PATH_CALLS: dict[str, Any] = {
     "user remove ..": lambda td: td.users.remove(".."),
     "schedule delete .": lambda td: td.schedules.delete("."),
     "attempt kill blank": lambda td: td.workflow.attempts.kill("  "),
+    "job wait None": lambda td: td.jobs.wait(None),
+    "jobs wait_all [None]": lambda td: td.jobs.wait_all(["1", None]),
+    "jobs wait_all ..": lambda td: td.jobs.wait_all([".."]),
+    "jobs wait_all one string": lambda td: td.jobs.wait_all("123"),
+    "attempt wait None": lambda td: td.workflow.attempts.wait(None),
+    "attempts as_completed .": lambda td: _first(td.workflow.attempts.as_completed(["."])),
+    "jobs watch None": lambda td: _first(td.jobs.watch([None])),
+    "secret delete None": lambda td: td.workflow.secrets.delete(1, None),
+    "secret put None": lambda td: td.workflow.secrets.put(1, None, "value"),
 }
 
 
@@ -565,7 +574,7 @@ async def test_ids_of_none_and_dot_segments_are_refused_before_any_request(
 ) -> None:
     # a normalising proxy turns DELETE /api/projects/1/secrets/.. into DELETE /api/projects/1/
     async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
-        with pytest.raises((TypeError, ValueError), match="id or name|empty|blank"):
+        with pytest.raises((TypeError, ValueError), match="id or name|empty|blank|id|ids"):
             await PATH_CALLS[case](td)
         assert td.stats.requests == 0
     assert scripted.seen == []
