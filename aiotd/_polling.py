@@ -613,7 +613,9 @@ def _ids(ids: Iterable[str | int]) -> list[str]:
         if isinstance(item_id, bool) or not isinstance(item_id, str | int):
             raise TypeError(f"an id is a str or an int, not {type(item_id).__name__}")
         text = str(item_id).strip()
-        if not text or text in (".", ".."):
+        if not text:
+            raise ValueError("an id must not be empty")
+        if text in (".", ".."):
             raise ValueError(f"{text!r} is not an id")
         out.append(text)
     return out

@@ -214,7 +214,8 @@ class Jobs:
     async def kill(self, job_id: str | int) -> KilledJob:
         """Ask TD to kill a job; ``former_status`` tells whether it was still running."""
         path = f"/v3/job/kill/{segment(job_id)}"
-        return await self._client._call("POST", path, KilledJob, idempotent=True)
+        known = {"job_id": str(job_id)}
+        return await call_filled(self._client, "POST", path, KilledJob, known, idempotent=True)
 
     async def result_export(self, job_id: str | int, result_url: str) -> IssuedJob:
         """Write a finished job's result to ``result_url``; returns the export job."""

@@ -469,11 +469,11 @@ class IssuedJob(Model, frozen=True, kw_only=True):
 class KilledJob(Model, frozen=True, kw_only=True):
     """``POST /v3/job/kill/{id}``; ``former_status`` says whether it had already finished.
 
-    td-client-python's kill fixture is ``{"former_status": ...}`` alone, so ``job_id`` may be
-    absent (``""``).
+    td-client-python's kill fixture is ``{"former_status": ...}`` alone: ``td.jobs.kill``
+    then takes ``job_id`` from the request.
     """
 
-    job_id: Id = ""
+    job_id: Id
     former_status: str
 
 

@@ -17,7 +17,7 @@ import pytest
 import aiotd
 from aiotd import errors
 from aiotd._http import error_from_response
-from aiotd.models import JobStatus
+from aiotd.models import JobStatus, KilledJob
 from tests.client.conftest import KEY, Scripted, reply
 from tests.client.test_core_samples import CASES, CONFIG, FAST, V3
 
@@ -133,6 +133,16 @@ async def test_job_status_without_job_id_takes_the_id_asked_for(
     status = await td.jobs.status(12345)
     assert (status.job_id, status.status, status.running) == ("12345", "RUNNING", True)
     assert type(status) is JobStatus
+
+
+async def test_job_kill_without_job_id_takes_the_id_asked_for(
+    scripted: Scripted, td: aiotd.Client
+) -> None:
+    # td-client-python job_api_test.py test_kill_success: {"former_status": "..."} alone
+    scripted.on("/v3/job/kill/12345", reply(200, '{"former_status": "running"}'))
+    killed = await td.jobs.kill(12345)
+    assert (killed.job_id, killed.former_status) == ("12345", "running")
+    assert type(killed) is KilledJob
 
 
 async def test_status_by_domain_key_without_job_id_is_a_decode_error(
