@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from aiotd._http import segment
 from aiotd._paging import Pager, offset_pager
 from aiotd._polling import Engine, Listing
-from aiotd._polling import as_completed as _as_completed
-from aiotd._polling import wait_all as _wait_all
-from aiotd._polling import watch as _watch
+from aiotd._waiting import as_completed as _as_completed
+from aiotd._waiting import wait_all as _wait_all
+from aiotd._waiting import watch as _watch
 from aiotd.core._common import call_filled, db_segment, issue_once, new_domain_key
 from aiotd.core.results_io import RESULT_FORMATS, RowDecoder
 from aiotd.errors import DecodeError, JobFailed, TDError, TransportError

@@ -18,8 +18,8 @@ import msgspec
 from aiotd._http import decode_json, segment
 from aiotd._paging import Pager
 from aiotd._polling import Engine, Listing
-from aiotd._polling import as_completed as _as_completed
-from aiotd._polling import wait_all as _wait_all
+from aiotd._waiting import as_completed as _as_completed
+from aiotd._waiting import wait_all as _wait_all
 from aiotd.errors import AttemptFailed, Conflict, DecodeError
 from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList, TaskState
 from aiotd.workflow._common import cursor_id

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 import aiotd
-from aiotd import _polling, errors
+from aiotd import _waiting, errors
 
 from .conftest import FAST_POLL, KEY, Scripted, reply
 
@@ -84,7 +84,7 @@ async def test_a_listing_with_an_id_that_is_no_number_leaves_per_item_polls(
 async def test_kills_on_cancel_go_out_together_under_one_deadline(
     scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_polling, "CLEANUP_DEADLINE", 1.0)
+    monkeypatch.setattr(_waiting, "CLEANUP_DEADLINE", 1.0)
     ids = [str(i) for i in range(1, 21)]
     arrived: list[float] = []
 
@@ -121,7 +121,7 @@ async def test_kills_on_cancel_go_out_together_under_one_deadline(
 async def test_a_second_cancel_does_not_cut_the_kills_short(
     scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_polling, "CLEANUP_DEADLINE", 5.0)
+    monkeypatch.setattr(_waiting, "CLEANUP_DEADLINE", 5.0)
     killed: list[str] = []
 
     async def slow_kill(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from aiotd._polling import Engine, Listing, PollSettings, as_completed, wait_all, watch
+from aiotd._polling import Engine, Listing, PollSettings
+from aiotd._waiting import as_completed, wait_all, watch
 from aiotd.errors import ClientClosed, DecodeError, ServerError, TDError
 
 SETTINGS = PollSettings(min_interval=1.0, max_interval=30.0, growth=1.5, first_delay=0.05)
