@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
-from aiotd._http import DEFAULT_MAX_RESPONSE_SIZE, HTTP, Response, Stats, StreamResponse
+from aiotd._http import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    HTTP,
+    CallOptions,
+    Response,
+    Stats,
+    StreamResponse,
+)
 from aiotd._polling import Engine, PollSettings
+from aiotd._resource import CoreResource, WorkflowResource
 from aiotd.core.bulk_imports import BulkImports
 from aiotd.core.connectors import Connectors
 from aiotd.core.databases import Databases
@@ -90,7 +98,21 @@ class Client:
         )
         self._closed = False
         self._poll_settings = poll or PollSettings()
-        self._engines: list[Engine[Any]] = []
+        #: the client whose session, engines and stats a ``with_options`` view shares
+        self._root = self
+        self._options: CallOptions | None = None
+        self._engines: dict[type, Engine[Any]] = {}
+        self._bind()
+        if not verify_ssl:
+            logger.warning("TLS certificate verification is turned off for this client")
+        for url in (self.endpoint, self.workflow_endpoint):
+            if url.startswith("http://") and not _is_loopback(url):
+                logger.warning("%s is plain http: the API key will cross the network in clear", url)
+
+    def _bind(self) -> None:
+        """The resource namespaces, bound to this client (or view)."""
+        self._core = CoreResource(self)
+        self._wf = WorkflowResource(self)
         self.jobs = Jobs(self)
         self.workflow = Workflow(self)
         self.databases = Databases(self)
@@ -102,11 +124,6 @@ class Client:
         self.bulk_imports = BulkImports(self)
         self.exports = Exports(self)
         self.connectors = Connectors(self)
-        if not verify_ssl:
-            logger.warning("TLS certificate verification is turned off for this client")
-        for url in (self.endpoint, self.workflow_endpoint):
-            if url.startswith("http://") and not _is_loopback(url):
-                logger.warning("%s is plain http: the API key will cross the network in clear", url)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -133,7 +150,7 @@ class Client:
         """Stop the watchers, end open streams and retry waits (ClientClosed to their callers)
         and close the HTTP session; the client cannot be used again."""
         self._closed = True
-        for engine in self._engines:
+        for engine in self._engines.values():
             await engine.close()
         await self._http.close()
 
@@ -150,43 +167,37 @@ class Client:
         """Requests, retries, 429s, errors and bytes, by endpoint group."""
         return self._http.stats
 
-    # -- plumbing for the resources
+    # -- delegates to aiotd._resource, for resources not yet built on it
 
     def _register_engine(self, engine: Engine[T]) -> Engine[T]:
         self._check_open()
-        self._engines.append(engine)
+        self._engines[type(engine.kind)] = engine
         return engine
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
-        self._check_open()
-        return await self._http.request(method, self.endpoint + path, **kwargs)
+        return await self._core._request(method, path, **kwargs)
 
     def _stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
-        self._check_open()
-        return self._http.stream("GET", self.endpoint + path, **kwargs)
+        return self._core._stream(path, **kwargs)
 
     async def _call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
-        self._check_open()
-        return await self._http.request_json(method, self.endpoint + path, type_, **kwargs)
+        return await self._core._call(method, path, type_, **kwargs)
 
     async def _wf_call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
-        self._check_open()
-        return await self._http.request_json(method, self.workflow_endpoint + path, type_, **kwargs)
+        return await self._wf._call(method, path, type_, **kwargs)
 
     async def _wf_request(self, method: str, path: str, **kwargs: Any) -> Response:
-        self._check_open()
-        return await self._http.request(method, self.workflow_endpoint + path, **kwargs)
+        return await self._wf._request(method, path, **kwargs)
 
     def _wf_stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
-        self._check_open()
-        return self._http.stream("GET", self.workflow_endpoint + path, **kwargs)
+        return self._wf._stream(path, **kwargs)
 
     # -- the first endpoints
 
     async def server_status(self) -> str:
         """``GET /v3/system/server_status``: ``"ok"`` when TD is up."""
-        return (await self._call("GET", "/v3/system/server_status", ServerStatus)).status
+        return (await self._core._call("GET", "/v3/system/server_status", ServerStatus)).status
 
     async def account(self) -> Account:
         """``GET /v3/account/show``: the account's plan, storage and cores."""
-        return (await self._call("GET", "/v3/account/show", AccountResponse)).account
+        return (await self._core._call("GET", "/v3/account/show", AccountResponse)).account

@@ -38,6 +38,7 @@ from aiotd.errors import (
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "HTTP",
+    "CallOptions",
     "GroupStats",
     "Response",
     "RetryBudget",
@@ -302,6 +303,17 @@ class Stats:
         }
 
 
+# ---------------------------------------------------------------- per-call options
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallOptions:
+    """What a ``Client.with_options`` view changes for its calls; None keeps the client's."""
+
+    timeouts: Timeouts | None = None
+    retry: RetryPolicy | None = None
+
+
 # ---------------------------------------------------------------- responses
 
 
@@ -562,9 +574,23 @@ class HTTP:
 
     # -- waiting
 
-    def retry_budget(self, policy: RetryPolicy | None = None) -> RetryBudget:
+    def retry_budget(self, options: CallOptions | None = None) -> RetryBudget:
         """A fresh budget of tries for one call, on the client's RetryPolicy by default."""
-        return RetryBudget(self, policy or self.retry)
+        return RetryBudget(self, self._policy(options))
+
+    def _policy(self, options: CallOptions | None) -> RetryPolicy:
+        return (options.retry if options else None) or self.retry
+
+    def _timeout_for(self, options: CallOptions | None, *, stream: bool) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for one request: a stream has no total, only connect and read."""
+        timeouts = options.timeouts if options else None
+        if timeouts is None:
+            return self._stream_timeout if stream else self._timeout
+        return aiohttp.ClientTimeout(
+            total=None if stream else timeouts.total,
+            connect=timeouts.connect,
+            sock_read=timeouts.read,
+        )
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, cut short by ``close()``: then ClientClosed."""
@@ -678,6 +704,7 @@ class HTTP:
         headers: Mapping[str, str] | None,
         retry_writes: bool,
         stream: bool,
+        timeout: aiohttp.ClientTimeout,
         auth: bool = True,
     ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
         if self._closing:
@@ -708,7 +735,7 @@ class HTTP:
                         data=payload,
                         headers=req_headers,
                         allow_redirects=False,
-                        timeout=self._stream_timeout if stream else self._timeout,
+                        timeout=timeout,
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
                     group.errors += 1
@@ -815,6 +842,7 @@ class HTTP:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        options: CallOptions | None = None,
     ) -> Response:
         """Send one request through the retry loop and return the complete answer.
 
@@ -825,13 +853,14 @@ class HTTP:
         result = await self._send(
             method,
             url,
-            self.retry,
+            self._policy(options),
             params=params,
             data=data,
             json=json,
             headers=headers,
             retry_writes=idempotent,
             stream=False,
+            timeout=self._timeout_for(options, stream=False),
         )
         assert isinstance(result, Response)
         return result
@@ -861,6 +890,7 @@ class HTTP:
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
         retries: bool = True,
+        options: CallOptions | None = None,
     ) -> AsyncIterator[StreamResponse]:
         """A streamed answer: headers through the retry loop, the body read by the caller.
 
@@ -872,13 +902,14 @@ class HTTP:
         result = await self._send(
             method,
             url,
-            self.retry if retries else _ONCE,
+            self._policy(options) if retries else _ONCE,
             params=params,
             data=None,
             json=None,
             headers=headers,
             retry_writes=False,
             stream=True,
+            timeout=self._timeout_for(options, stream=True),
             auth=auth,
         )
         assert not isinstance(result, Response)
