@@ -1,18 +1,19 @@
 """Incremental decoding of job results: bytes in as they arrive, rows out, memory bounded.
 
 ``msgpack.gz`` is a gzip file (possibly several members) holding a stream of msgpack
-arrays, one per row (v3-api.md §3). Decompression is capped per step so that a small chunk
-of a highly compressed body (a gzip bomb) never expands into unbounded memory.
+arrays, one per row (v3-api.md §3). Decompression (``aiotd._gzip``) is capped per step so
+that a small chunk of a highly compressed body (a gzip bomb) never expands into unbounded
+memory.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 
+from aiotd._gzip import Gunzip
 from aiotd.errors import DecodeError
 
 __all__ = ["RESULT_FORMATS", "RowDecoder"]
@@ -20,7 +21,6 @@ __all__ = ["RESULT_FORMATS", "RowDecoder"]
 #: Formats ``job/result`` serves (v3-api.md §3).
 RESULT_FORMATS = ("msgpack.gz", "msgpack", "json", "csv", "tsv")
 
-_GZIP = 16 + zlib.MAX_WBITS
 _PENDING = object()
 
 
@@ -41,36 +41,20 @@ class RowDecoder:
         step: int = 1 << 18,
         max_row_bytes: int = 64 << 20,
     ) -> None:
-        self._step = step
         self._arrays = arrays
-        self._inflate = zlib.decompressobj(_GZIP) if gzip else None
-        self._member_open = False
+        self._gunzip = Gunzip(what="result", step=step) if gzip else None
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
 
     def _pieces(self, chunk: bytes) -> Iterator[None]:
         """Feed ``chunk`` to the unpacker, at most ``step`` decompressed bytes at a time."""
-        if self._inflate is None:
+        if self._gunzip is None:
             if chunk:
                 self._feed(chunk)
                 yield
             return
-        data = chunk
-        while data:
-            self._member_open = True
-            try:
-                out = self._inflate.decompress(data, self._step)
-            except zlib.error as exc:
-                raise DecodeError(f"result is not valid gzip: {exc}") from None
-            if out:
-                self._feed(out)
-                yield
-            if self._inflate.eof:
-                # another gzip member may follow: concatenated members are one stream
-                data = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(_GZIP)
-                self._member_open = False
-            else:
-                data = self._inflate.unconsumed_tail
+        for out in self._gunzip.feed(chunk):
+            self._feed(out)
+            yield
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -101,8 +85,8 @@ class RowDecoder:
     def close(self) -> None:
         """Check that the stream ended cleanly, once every feed was iterated: no cut gzip
         member, no half row."""
-        if self._member_open:
-            raise DecodeError("result ended in the middle of a gzip member (truncated)")
+        if self._gunzip is not None:
+            self._gunzip.close()
         if not self._between_rows():
             raise DecodeError("result ended in the middle of a row (truncated)")
 

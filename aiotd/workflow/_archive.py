@@ -16,12 +16,12 @@ import tarfile
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
+from aiotd._gzip import Gunzip
 from aiotd.errors import ArchiveError
 
 if TYPE_CHECKING:
@@ -459,35 +459,34 @@ def build_archive_from_mapping(
 
 
 class _GunzipReader:
-    """Decompresses a gzip byte stream on ``read``, refusing to produce more than ``limit`` bytes.
+    """A file-like ``read`` over a one-member gzip stream, at most ``limit`` bytes decompressed.
 
     The cap bounds the work a decompression bomb can cause, whatever the tar headers claim.
     """
 
     def __init__(self, source: Iterator[bytes], limit: int) -> None:
         self._source = source
-        self._limit = limit
-        self._produced = 0
-        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._gunzip = Gunzip(
+            what="the archive",
+            error=ArchiveError,
+            step=_COPY_CHUNK,
+            max_size=limit,
+            concatenated=False,
+        )
+        self._pieces: Iterator[bytes] = iter(())
         self._buffer = bytearray()
 
     def read(self, size: int = -1) -> bytes:
-        while (size < 0 or len(self._buffer) < size) and not self._inflate.eof:
-            data: bytes | None = self._inflate.unconsumed_tail
-            while not data:
-                data = next(self._source, None)
-                if data is None:
-                    raise ArchiveError("the archive is truncated: the gzip stream ends early")
-            try:
-                out = self._inflate.decompress(data, _COPY_CHUNK)
-            except zlib.error as exc:
-                raise ArchiveError(f"the archive is not valid gzip: {exc}") from None
-            self._produced += len(out)
-            if self._produced > self._limit:
-                raise ArchiveError(
-                    f"the archive decompresses to more than {self._limit} bytes; refused"
-                )
-            self._buffer += out
+        while (size < 0 or len(self._buffer) < size) and not self._gunzip.ended:
+            piece = next(self._pieces, None)
+            if piece is not None:
+                self._buffer += piece
+                continue
+            data = next(self._source, None)
+            if data is None:
+                self._gunzip.close()  # the stream ends before its member: truncated
+            else:
+                self._pieces = self._gunzip.feed(data)
         if size < 0:
             size = len(self._buffer)
         chunk = bytes(self._buffer[:size])

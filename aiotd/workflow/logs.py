@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import builtins
 import logging
-import zlib
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
+from aiotd._gzip import Gunzip
 from aiotd._http import StreamResponse, segment
 from aiotd.errors import APIError, DecodeError
 from aiotd.models.workflow import LogFileHandle, LogFileList
@@ -41,7 +41,7 @@ class LogLines:
         self._max_line = max_line
         self._gzip: bool | None = None
         self._head = b""
-        self._inflate: zlib._Decompress | None = None
+        self._gunzip = Gunzip(what="the log file", step=_STEP)
         self._pending = bytearray()
         self._total = 0
 
@@ -56,19 +56,8 @@ class LogLines:
         if not self._gzip:
             return self._text(data)
         lines: builtins.list[str] = []
-        while data:
-            if self._inflate is None:
-                self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            try:
-                out = self._inflate.decompress(data, _STEP)
-            except zlib.error as exc:
-                raise DecodeError(f"the log file is not valid gzip: {exc}") from None
+        for out in self._gunzip.feed(data):
             lines.extend(self._text(out))
-            if self._inflate.eof:
-                data = self._inflate.unused_data
-                self._inflate = None
-            else:
-                data = self._inflate.unconsumed_tail
         return lines
 
     def close(self) -> builtins.list[str]:
@@ -81,9 +70,7 @@ class LogLines:
         if self._head:
             lines.extend(self._text(self._head))
             self._head = b""
-        if self._inflate is not None:
-            lines.extend(self._text(self._inflate.flush()))
-            self._inflate = None
+        lines.extend(self._text(self._gunzip.flush()))
         if self._pending:
             lines.append(self._line(bytes(self._pending)))
             self._pending.clear()

@@ -65,3 +65,13 @@ def test_a_stream_of_records_keeps_its_maps() -> None:
     decoder = RowDecoder(gzip=False)
     assert list(decoder.feed(b"".join(msgpack.packb(r) for r in records))) == records
     decoder.close()
+
+
+def test_a_result_in_several_gzip_members_is_one_row_stream() -> None:
+    # td-client-python reads msgpack.gz with GzipFile, which reads every member (v3-api.md §3)
+    half = len(BODY) // 2 + 3  # a row split across the two members
+    body = gzip.compress(BODY[:half], mtime=0) + gzip.compress(BODY[half:], mtime=0)
+    decoder = RowDecoder(gzip=True, arrays=True, step=64)
+    rows = [row for i in range(0, len(body), 5) for row in decoder.feed(body[i : i + 5])]
+    decoder.close()
+    assert rows == ROWS
