@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
@@ -65,7 +65,15 @@ def _refused(member: str, reason: str) -> ArchiveError:
 
 
 # ----------------------------------------------------------------------------------------------
-# .digdagignore: gitignore syntax (reference §5.1: digdag uses JGit's IgnoreNode)
+# .digdagignore: gitignore syntax as JGit's IgnoreNode reads it (reference §5.1). digdag-core's
+# DigdagIgnore hands each name to IgnoreNode.checkIgnored(path, isDirectory) (JGit 5.11.1 in
+# digdag-core/build.gradle) while ProjectArchive.listFiles walks the tree, never entering a
+# rejected directory. pathspec's gitwildmatch is not that matcher: it has no POSIX classes
+# (``[[:digit:]]``), refuses a whole file over a trailing backslash that JGit drops, and every
+# pattern of it also matches all paths below a matching directory, so with negations it keeps
+# files JGit leaves out (``*/a``, ``[!a]``, ``!/[!a]`` keeps ``b/x``). Run side by side with
+# JGit's IgnoreNode on random rules (brackets, backslashes, ``**``, negations) and trees, the
+# translator below kept the same files.
 
 _POSIX_CLASSES = {
     "alnum": "a-zA-Z0-9",
@@ -81,7 +89,8 @@ _POSIX_CLASSES = {
 
 
 def _class_to_regex(pattern: str, start: int) -> tuple[str, int] | None:
-    """Translate the bracket expression at ``pattern[start] == '['``; None if it is not closed."""
+    """Translate the bracket expression at ``pattern[start] == '['``; None if it is not closed
+    within its path segment (JGit splits a pattern at each ``/`` first)."""
     i = start + 1
     negate = i < len(pattern) and pattern[i] in "!^"
     if negate:
@@ -90,6 +99,8 @@ def _class_to_regex(pattern: str, start: int) -> tuple[str, int] | None:
     first = True
     while i < len(pattern):
         c = pattern[i]
+        if c == "/":
+            return None
         if c == "]" and not first:
             body = "".join(parts)
             return ("[^/" + body + "]" if negate else "[" + body + "]"), i + 1
@@ -111,8 +122,10 @@ def _class_to_regex(pattern: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def _glob_to_regex(glob: str) -> str:
-    """Translate one gitignore glob (no leading ``/``, no trailing ``/``) to a regex body."""
+def _glob_to_regex(glob: str) -> str | None:
+    """Translate one gitignore glob (no leading ``/``, no trailing ``/``) to a regex body; None
+    for a bracket left open, which JGit refuses ("Not closed bracket?"): the line matches
+    nothing."""
     out: list[str] = []
     i, n = 0, len(glob)
     while i < n:
@@ -138,13 +151,12 @@ def _glob_to_regex(glob: str) -> str:
         elif c == "[":
             translated = _class_to_regex(glob, i)
             if translated is None:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                out.append(translated[0])
-                i = translated[1]
-        elif c == "\\" and i + 1 < n:
-            out.append(re.escape(glob[i + 1]))
+                return None
+            out.append(translated[0])
+            i = translated[1]
+        elif c == "\\":
+            # JGit drops a backslash that ends the pattern.
+            out.append(re.escape(glob[i + 1]) if i + 1 < n else "")
             i += 2
         else:
             out.append(re.escape(c))
@@ -189,6 +201,8 @@ class IgnoreRules:
             # it matches a name at any depth.
             anchored = "/" in line
             body = _glob_to_regex(line.lstrip("/"))
+            if not body:
+                continue
             regex = re.compile(("" if anchored else "(?:.*/)?") + body, re.DOTALL)
             self._patterns.append(_IgnorePattern(regex, negated, dir_only))
 
@@ -632,6 +646,73 @@ def _source_chunks(source: bytes | IO[bytes] | Iterable[bytes]) -> Iterator[byte
     return iter(source)
 
 
+@dataclass
+class _Extraction:
+    """One :func:`extract_archive` call: its limits, and the members and bytes it has seen."""
+
+    root: str
+    max_total_size: int
+    max_file_size: int
+    max_files: int
+    stop: threading.Event | None
+    members: int = 0
+    total: int = 0
+    seen: set[str] = field(default_factory=set)
+
+    def check(self, member: tarfile.TarInfo) -> list[str]:
+        """The member's path segments once it passes every limit and rule, else ArchiveError."""
+        _check_stop(self.stop)
+        name = member.name
+        self.members += 1
+        if self.members > self.max_files:
+            raise ArchiveError(f"the archive has more than {self.max_files} members; refused")
+        parts = _member_parts(name)
+        key = "/".join(parts)
+        if key in self.seen:
+            raise _refused(name, "duplicate member")
+        self.seen.add(key)
+        if member.issym():
+            _check_link_target(name, parts, member.linkname)
+        elif member.isreg() and not member.issparse():
+            if member.size > self.max_file_size:
+                raise _refused(name, f"{member.size} bytes, over the limit of {self.max_file_size}")
+            self.total += member.size
+            if self.total > self.max_total_size:
+                raise _refused(
+                    name, f"the files total more than the limit of {self.max_total_size} bytes"
+                )
+        elif not member.isdir():
+            raise _refused(name, "only regular files, directories and symlinks are allowed")
+        data_filter = getattr(tarfile, "data_filter", None)  # 3.10.12+, 3.11.4+, 3.12+
+        if data_filter is not None:
+            try:
+                data_filter(member, self.root)
+            except tarfile.FilterError as exc:
+                raise _refused(name, str(exc)) from None
+        return parts
+
+    def write(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str]) -> bool:
+        """Create a checked member under the root; whether it was a file or symlink."""
+        name = member.name
+        try:
+            if member.isdir():
+                _ensure_directory(self.root, parts, name)
+                return False
+            directory = _ensure_directory(self.root, parts[:-1], name)
+            final = os.path.join(directory, parts[-1])
+            if os.path.isdir(final) and not os.path.islink(final):
+                raise _refused(name, "a directory of that name exists")
+            if member.issym():
+                _write_symlink(member.linkname, directory, final)
+            else:
+                _write_file(tar, member, directory, final, self.stop)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise _refused(name, "a name too long for this file system") from None
+            raise
+        return True
+
+
 def extract_archive(
     source: bytes | IO[bytes] | Iterable[bytes],
     dest: str | os.PathLike[str],
@@ -657,61 +738,17 @@ def extract_archive(
     os.makedirs(root, exist_ok=True)
     # Headers and padding may add some bytes per member to the decompressed stream.
     reader = _GunzipReader(_source_chunks(source), max_total_size + max_files * 4096 + (1 << 20))
-    data_filter = getattr(tarfile, "data_filter", None)  # 3.10.12+, 3.11.4+, 3.12+
+    extraction = _Extraction(root, max_total_size, max_file_size, max_files, stop)
     written: list[str] = []
-    seen: set[str] = set()
-    total = 0
     try:
         # Stream mode only ever calls read(): the reader need not seek, tell or write.
         with tarfile.open(  # type: ignore[call-overload]
             fileobj=reader, mode="r|", tarinfo=_checked_tarinfo_class()
         ) as tar:
-            for count, member in enumerate(tar, start=1):
-                _check_stop(stop)
-                name = member.name
-                if count > max_files:
-                    raise ArchiveError(f"the archive has more than {max_files} members; refused")
-                parts = _member_parts(name)
-                key = "/".join(parts)
-                if key in seen:
-                    raise _refused(name, "duplicate member")
-                seen.add(key)
-                if member.issym():
-                    _check_link_target(name, parts, member.linkname)
-                elif member.isreg() and not member.issparse():
-                    if member.size > max_file_size:
-                        raise _refused(
-                            name, f"{member.size} bytes, over the limit of {max_file_size}"
-                        )
-                    total += member.size
-                    if total > max_total_size:
-                        raise _refused(
-                            name, f"the files total more than the limit of {max_total_size} bytes"
-                        )
-                elif not member.isdir():
-                    raise _refused(name, "only regular files, directories and symlinks are allowed")
-                if data_filter is not None:
-                    try:
-                        data_filter(member, root)
-                    except tarfile.FilterError as exc:
-                        raise _refused(name, str(exc)) from None
-                try:
-                    if member.isdir():
-                        _ensure_directory(root, parts, name)
-                        continue
-                    directory = _ensure_directory(root, parts[:-1], name)
-                    final = os.path.join(directory, parts[-1])
-                    if os.path.isdir(final) and not os.path.islink(final):
-                        raise _refused(name, "a directory of that name exists")
-                    if member.issym():
-                        _write_symlink(member.linkname, directory, final)
-                    else:
-                        _write_file(tar, member, directory, final, stop)
-                except OSError as exc:
-                    if exc.errno == errno.ENAMETOOLONG:
-                        raise _refused(name, "a name too long for this file system") from None
-                    raise
-                written.append(key)
+            for member in tar:
+                parts = extraction.check(member)
+                if extraction.write(tar, member, parts):
+                    written.append("/".join(parts))
     except tarfile.TarError as exc:
         raise ArchiveError(f"the archive is not a valid tar.gz: {exc}") from None
     return written

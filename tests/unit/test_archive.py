@@ -161,7 +161,11 @@ def with_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         ("[a-c]x", "dx", False, False),
         ("[[:digit:]]*", "1a", False, True),
         ("[[:digit:]]*", "a1", False, False),
-        ("[ab", "[ab", False, True),
+        # JGit refuses a bracket left open ("Not closed bracket?"): the line matches nothing.
+        ("[ab", "[ab", False, False),
+        ("a[b/c]d", "a/d", False, False),
+        # JGit drops a backslash that ends the pattern.
+        ("a\\", "a", False, True),
         (r"\#file", "#file", False, True),
         ("#file", "#file", False, False),
         (r"\!important", "!important", False, True),
@@ -218,6 +222,17 @@ def test_digdagignore_with_negation_and_directory_patterns(project: Path) -> Non
             "queries/a.sql",
             "src/tmp",
         )
+
+
+def test_negation_matches_the_path_itself_not_what_lies_below(project: Path) -> None:
+    # As JGit's IgnoreNode decides: b/x is ignored by "[!a]" (its name), and "!/[!a]" re-includes
+    # the directory b but not b/x.
+    write(project, ".digdagignore", "*/a\n[!a]\n!/[!a]\n")
+    write(project, "b/x", "x")
+    write(project, "b/a", "x")
+    write(project, "a", "x")
+    with build_archive(project) as archive:
+        assert archive.names == ("a", "main.dig", "queries/a.sql")
 
 
 def test_file_in_ignored_directory_cannot_be_reincluded(project: Path) -> None:
