@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -40,6 +40,7 @@ __all__ = [
     "HTTP",
     "CallOptions",
     "GroupStats",
+    "RedactedCause",
     "Response",
     "RetryBudget",
     "Stats",
@@ -48,7 +49,9 @@ __all__ = [
     "error_from_response",
     "group_of",
     "parse_retry_after",
+    "safe_cause",
     "segment",
+    "should_retry",
 ]
 
 T = TypeVar("T")
@@ -63,7 +66,6 @@ _BODY_LIMIT = 1 << 20
 _PAGE_LIMIT = 1 << 16
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
-_RETRY_STATUSES = frozenset({408, 429})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_CHUNK = 1 << 16
 _LINE_BREAKS = ("\r", "\n", "\0")
@@ -317,62 +319,136 @@ class CallOptions:
 # ---------------------------------------------------------------- responses
 
 
-class Response(NamedTuple):
-    """A complete answer: status, headers and the whole body."""
+class Response:
+    """An answer: status, headers and final URL, its body read whole or in chunks.
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
-
-
-class StreamResponse:
-    """An answer whose body is read in chunks; transport failures become TransportError.
-
-    ``close()`` of the client ends the body at once: the reader gets ClientClosed.
+    ``request()`` gives it with ``body`` read (up to ``max_response_size``); ``stream()``
+    gives it unread, for ``iter_chunks()``. ``close()`` of the client ends a stream at once:
+    the reader gets ClientClosed.
     """
 
     def __init__(
-        self, http: HTTP, resp: aiohttp.ClientResponse, stats: GroupStats, method: str, url: str
+        self, http: HTTP, raw: aiohttp.ClientResponse, group: GroupStats, method: str, url: str
     ) -> None:
         self._http = http
-        self._resp = resp
-        self._stats = stats
-        self._method = method
-        self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
+        self._raw = raw
+        self._group = group
+        self.method = method
+        self.status = raw.status
+        self.headers: Mapping[str, str] = raw.headers
         self.url = url
+        self._body: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The whole body, as ``request()`` read it."""
+        if self._body is None:
+            raise RuntimeError("the body of a streamed answer is read with iter_chunks()")
+        return self._body
 
     async def iter_chunks(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
-        """The body in chunks of at most ``size`` bytes, as they arrive."""
+        """The body in chunks of at most ``size`` bytes, as they arrive (or as read)."""
+        if self._body is not None:
+            for start in range(0, len(self._body), size):
+                yield self._body[start : start + size]
+            return
         http = self._http
         while True:
             error: TDError | None = None
+            cause: BaseException | None = None
             if http._closing:
-                error = http._closed_error(self._method, self.url)
+                error = http._closed_error(self.method, self.url)
             else:
                 try:
-                    chunk = await self._resp.content.read(size)
+                    chunk = await self._raw.content.read(size)
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    error = http._failure(exc, self._method, self.url)
+                    error, cause = http._failure(exc, self.method, self.url), exc
             if error is not None:
-                raise http._scrubbed(error)
+                raise http._scrubbed(error, cause)
             if not chunk:
                 return
-            self._stats.bytes_in += len(chunk)
+            self._group.bytes_in += len(chunk)
             yield chunk
 
+    async def _read(self, limit: int, *, truncate: bool) -> None:
+        """Read the whole body, as decoded, while counting: past ``limit`` bytes (announced or
+        read) ResponseTooLarge, or with ``truncate`` its first ``limit`` bytes.
+
+        ``Content-Length`` is the size on the wire: with a ``Content-Encoding`` the decoded
+        size is only known while reading. aiohttp >= 3.13.3 decodes in pieces of bounded size
+        as the body is read (``DeflateBuffer`` with ``max_length``, the fix of CVE-2025-69223);
+        older versions decode each chunk from the wire whole, up to ~1000x its size.
+        """
+        raw, group = self._raw, self._group
+        length = raw.content_length
+        encoded = raw.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if length is not None and length > limit and not truncate:
+            raise self._too_large(limit)
+        if length is not None and length <= limit and not encoded:
+            self._body = await raw.read()  # the parser stops at Content-Length
+            group.bytes_in += len(self._body)
+            return
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := await raw.content.read(_READ_CHUNK):
+            total += len(chunk)
+            group.bytes_in += len(chunk)
+            if total > limit:
+                if not truncate:
+                    raise self._too_large(limit)
+                chunks.append(chunk[: len(chunk) - (total - limit)])
+                break
+            chunks.append(chunk)
+        self._body = b"".join(chunks)
+
+    def _too_large(self, limit: int) -> ResponseTooLarge:
+        self._raw.close()  # the rest of the body is not read: the connection cannot be reused
+        return ResponseTooLarge(
+            f"{self.method} {self.url}: the answer is larger than max_response_size "
+            f"({limit:,} bytes)",
+            limit=limit,
+            method=self.method,
+            url=self.url,
+        )
+
+
+#: The classic name of a streamed answer: the same type.
+StreamResponse = Response
 
 Body = bytes | Mapping[str, Any] | Callable[[], Any] | None
 
 
-class _Retryable(Exception):
-    """Internal: wraps an error the retry loop may try again."""
+# ---------------------------------------------------------------- retries
 
-    def __init__(self, error: TDError, retry_after: float | None, group: GroupStats) -> None:
+
+def should_retry(error: TDError, *, resend: bool, connected: bool = True) -> bool:
+    """Whether a try that failed with ``error`` is worth sending again, budget permitting.
+
+    ``resend``: the request may be applied twice (a read, or a write made idempotent);
+    ``connected``: the connection was made, so the request may have reached TD. A transport
+    failure is retried when ``resend`` or never connected; 408 and 5xx when ``resend``; 429
+    always, as TD refused it before applying it. Anything else (4xx, a refused redirect, a
+    body too large, ClientClosed) would fail the same way again.
+    """
+    if isinstance(error, TransportError):
+        return resend or not connected
+    if not isinstance(error, APIError):
+        return False
+    if error.status == 429:
+        return True
+    return resend and (error.status == 408 or error.status >= 500)
+
+
+class _Fault(Exception):
+    """Internal: a try that failed in the network or at TD (not a refusal of the client), with
+    what ``should_retry`` needs and the exception that caused it."""
+
+    def __init__(
+        self, error: TDError, *, connected: bool = True, cause: BaseException | None = None
+    ) -> None:
         self.error = error
-        self.retry_after = retry_after
-        self.group = group
+        self.connected = connected
+        self.cause = cause
         super().__init__(str(error))
 
 
@@ -382,13 +458,6 @@ def _transport_error(exc: BaseException, method: str, url: str) -> TransportErro
     else:
         what = f"{type(exc).__name__}: {exc}".rstrip(": ")
     return TransportError(f"{method} {url}: {what}", method=method, url=url)
-
-
-def _retryable(error: TDError) -> bool:
-    """Whether another try may succeed: a transport failure, 408, 429 or 5xx."""
-    if isinstance(error, TransportError):
-        return True
-    return isinstance(error, APIError) and (error.status in _RETRY_STATUSES or error.status >= 500)
 
 
 _ONCE = RetryPolicy.never()
@@ -422,14 +491,14 @@ class RetryBudget:
         or the time of the policy are spent. The wait is cut short by ``close()`` of the
         client (ClientClosed). Only for calls safe to send again (reads, idempotent writes).
         """
-        if not _retryable(error):
+        if not should_retry(error, resend=True):
             raise error
-        hint = error.retry_after if isinstance(error, APIError) else None
         url = getattr(error, "url", "")
-        await self._wait(error, hint, self._http.stats.group(group_of(url)) if url else None)
+        await self._wait(error, self._http.stats.group(group_of(url)) if url else None)
 
-    async def _wait(self, error: TDError, hint: float | None, group: GroupStats | None) -> None:
+    async def _wait(self, error: TDError, group: GroupStats | None) -> None:
         policy = self.policy
+        hint = error.retry_after if isinstance(error, APIError) else None
         elapsed = time.monotonic() - self._start
         if (
             (hint is not None and hint > policy.max_retry_after)
@@ -450,12 +519,132 @@ class RetryBudget:
         await self._http._sleep(delay)
 
 
+# ---------------------------------------------------------------- key-free exception chains
+
+
+class RedactedCause(Exception):
+    """Stands in the chain of an aiotd error for an exception that held the API key
+    (aiohttp's carry the request's headers, Authorization included): the name of its type
+    and its message with the key redacted; its traceback and its own cause are kept."""
+
+
+_PLAIN = (str, int, float, bool, type(None))
+_CHAIN_DEPTH = 8
+
+
+def safe_cause(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
+    """``exc`` fit to be chained to an error a user sees: itself when its arguments and
+    attributes are plain values without the key, else a RedactedCause; its own causes too.
+
+    An exception is kept as it is only then, since anything else it holds (aiohttp's
+    ``request_info``, a connection key, a headers mapping) may reach the key. What it was
+    raised from is made safe the same way and what it was raised in is dropped.
+    """
+    chain: list[BaseException] = []
+    item: BaseException | None = exc
+    while item is not None and len(chain) < _CHAIN_DEPTH:
+        chain.append(item)
+        item = item.__cause__
+    safe: BaseException | None = None
+    for item in reversed(chain):
+        values = [*item.args, *vars(item).values()]
+        if not all(
+            isinstance(v, _PLAIN) and (not isinstance(v, str) or redact(v) == v) for v in values
+        ):
+            name = f"{type(item).__module__}.{type(item).__qualname__}"
+            item = RedactedCause(f"{name}: {redact(str(item))}").with_traceback(item.__traceback__)
+        item.__cause__ = safe
+        item.__context__ = None
+        safe = item
+    assert safe is not None
+    return safe
+
+
+# ---------------------------------------------------------------- the HTTP layer
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one call asks, the same for each of its tries."""
+
+    method: str
+    url: str
+    query: list[tuple[str, str]] | None
+    data: Body
+    json: Any
+    headers: Mapping[str, str] | None
+    auth: bool
+    #: safe to send again after it may have reached TD: a read, or an idempotent write
+    resend: bool
+    stream: bool
+    timeout: aiohttp.ClientTimeout
+    group: GroupStats
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One request of a try: the first, or one that follows a redirect."""
+
+    method: str
+    url: str
+    query: list[tuple[str, str]] | None
+    headers: dict[str, str]
+    payload: Any
+    size: int
+
+
+def _follow(hop: _Hop, status: int, location: yarl.URL, home: yarl.URL, url: str) -> _Hop:
+    """The request that follows a redirect of ``hop`` to ``location``; ``home`` is where the
+    call started and ``url`` its URL as given (for messages).
+
+    aiohttp's rule (as browsers do): a 303, or a 301/302 to a POST, is followed with a GET
+    without the body; a 307/308 repeats the request, body included, but only to the
+    origin the call started at. The key never goes to another origin (object storage,
+    a proxy), nor comes back to the call's own from there.
+    """
+    method, payload, size, headers = hop.method, hop.payload, hop.size, hop.headers
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, payload, size = "GET", None, 0
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    if _origin(location) != _origin(home):
+        if payload:
+            # a secret's value or a password must reach only the origin named
+            raise TransportError(
+                f"{method} {url}: refused to send the request body to another origin "
+                f"({status} redirect to {location.origin()})",
+                method=method,
+                url=url,
+            )
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return _Hop(method, str(location), None, headers, payload, size)
+
+
+def _location(raw: aiohttp.ClientResponse, method: str, url: str) -> yarl.URL:
+    """Where a redirect points; a Location that is not an http(s) URL is refused."""
+    value = raw.headers["Location"]
+    try:
+        location: yarl.URL | None = raw.url.join(yarl.URL(value))
+    except ValueError:  # yarl refuses e.g. ``http://[::1``
+        location = None
+    if location is None or location.scheme not in ("http", "https") or not location.host:
+        raise TransportError(
+            f"{method} {url}: the server redirected to a malformed location {value[:200]!r}",
+            method=method,
+            url=url,
+        )
+    return location
+
+
 class HTTP:
     """One pooled aiohttp session with TD's auth, the retry loop and a client-wide budget.
 
     At most ``max_connections`` requests are in flight; a 429 whose ``Retry-After`` is
     honoured pauses every request of this client until the hint has passed, not only the one
     that got it. A whole answer is read up to ``max_response_size`` bytes (decoded).
+
+    A call goes down four levels: ``_send`` (the retry loop), ``_send_once`` (one try: the
+    429 pause, the connection budget, the body), ``_send_handling_redirects`` and
+    ``_send_single_request`` (one request to aiohttp, its errors mapped).
     """
 
     def __init__(
@@ -551,16 +740,16 @@ class HTTP:
             text = text.replace(secret, "***")
         return text
 
-    def _scrubbed(self, error: TDError) -> TDError:
-        """``error`` with the key redacted from its text, and cut from what it was raised in
-        (aiohttp's exceptions carry the request's headers, Authorization included)."""
+    def _scrubbed(self, error: TDError, cause: BaseException | None = None) -> TDError:
+        """``error`` with the key redacted from its text, raised from a key-free copy of
+        ``cause`` (``safe_cause``) and cut from what it was raised in: aiohttp's exceptions
+        carry the request's headers, Authorization included."""
         error.args = tuple(self.redact(a) if isinstance(a, str) else a for a in error.args)
         for name, value in list(vars(error).items()):
             if isinstance(value, str):
                 setattr(error, name, self.redact(value))
-        error.__cause__ = None
+        error.__cause__ = None if cause is None else safe_cause(cause, self.redact)
         error.__context__ = None
-        error.__suppress_context__ = False
         return error
 
     def _closed_error(self, method: str, url: str) -> ClientClosed:
@@ -619,81 +808,7 @@ class HTTP:
 
     # -- requests
 
-    def _build(
-        self, headers: Mapping[str, str] | None, url: str, data: Body, json: Any, auth: bool
-    ) -> tuple[dict[str, str], Any, int]:
-        merged = {"Authorization": self._auth} if auth else {}
-        if headers:
-            merged.update(headers)
-        payload = data() if callable(data) else data
-        size = len(payload) if isinstance(payload, (bytes, bytearray)) else 0
-        if json is not None:
-            payload = msgspec.json.encode(json)
-            size = len(payload)
-            merged.setdefault("Content-Type", "application/json")
-        elif isinstance(payload, Mapping):
-            payload = {k: _form_value(v) for k, v in payload.items() if v is not None}
-        return merged, payload, size
-
-    async def _read_body(
-        self, resp: aiohttp.ClientResponse, group: GroupStats, limit: int, *, truncate: bool
-    ) -> bytes:
-        """The whole body as decoded, read while counting: past ``limit`` bytes (announced or
-        read) ResponseTooLarge, or with ``truncate`` its first ``limit`` bytes.
-
-        ``Content-Length`` is the size on the wire: with a ``Content-Encoding`` the decoded
-        size is only known while reading. aiohttp >= 3.13.3 decodes in pieces of bounded size
-        as the body is read (``DeflateBuffer`` with ``max_length``, the fix of CVE-2025-69223);
-        older versions decode each chunk from the wire whole, up to ~1000x its size.
-        """
-        length = resp.content_length
-        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
-        if length is not None and length > limit and not truncate:
-            resp.close()
-            raise self._too_large(resp, limit)
-        if length is not None and length <= limit and not encoded:
-            body = await resp.read()  # the parser stops at Content-Length
-            group.bytes_in += len(body)
-            return body
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := await resp.content.read(_READ_CHUNK):
-            total += len(chunk)
-            group.bytes_in += len(chunk)
-            if total > limit:
-                resp.close()
-                if not truncate:
-                    raise self._too_large(resp, limit)
-                chunks.append(chunk[: len(chunk) - (total - limit)])
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self, resp: aiohttp.ClientResponse, limit: int) -> ResponseTooLarge:
-        method, url = resp.method, str(resp.url)
-        return ResponseTooLarge(
-            f"{method} {url}: the answer is larger than max_response_size ({limit:,} bytes)",
-            limit=limit,
-            method=method,
-            url=url,
-        )
-
-    def _redirect(self, resp: aiohttp.ClientResponse, method: str, url: str) -> yarl.URL:
-        """Where a redirect points; a Location that is not an http(s) URL is refused."""
-        raw = resp.headers["Location"]
-        try:
-            location: yarl.URL | None = resp.url.join(yarl.URL(raw))
-        except ValueError:  # yarl refuses e.g. ``http://[::1``
-            location = None
-        if location is None or location.scheme not in ("http", "https") or not location.host:
-            raise TransportError(
-                f"{method} {url}: the server redirected to a malformed location {raw[:200]!r}",
-                method=method,
-                url=url,
-            )
-        return location
-
-    async def _send_once(
+    def _prepare(
         self,
         method: str,
         url: str,
@@ -702,135 +817,158 @@ class HTTP:
         data: Body,
         json: Any,
         headers: Mapping[str, str] | None,
-        retry_writes: bool,
+        resend: bool,
         stream: bool,
-        timeout: aiohttp.ClientTimeout,
+        options: CallOptions | None,
         auth: bool = True,
-    ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
-        if self._closing:
-            raise self._closed_error(method, url)
-        session = self.session
-        assert self._budget is not None
-        group = self.stats.group(group_of(url))
-        if self._paused_until:
-            await self._wait_gate()
-        query = _query(params)
-        target = url
-        origin = _origin(yarl.URL(url, encoded=True))
-        resend = retry_writes or method in _IDEMPOTENT_METHODS
-        redirects = 0
-        req_headers, payload, size = self._build(headers, url, data, json, auth)
-        async with self._budget:
-            if self._closing:
-                raise self._closed_error(method, url)
-            while True:
-                group.requests += 1
-                group.bytes_out += size
-                failure: Exception | None = None
-                try:
-                    resp = await session.request(
-                        method,
-                        yarl.URL(target, encoded=True),
-                        params=query,
-                        data=payload,
-                        headers=req_headers,
-                        allow_redirects=False,
-                        timeout=timeout,
-                    )
-                except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
-                    group.errors += 1
-                    failure = self._failure(exc, method, target)
-                    # A request that never connected was not applied: safe to send again.
-                    safe = isinstance(exc, aiohttp.ClientConnectorError)
-                    if isinstance(failure, TransportError) and (resend or safe):
-                        failure = _Retryable(failure, None, group)
-                if failure is not None:
-                    raise failure
-                if resp.status not in _REDIRECTS or "Location" not in resp.headers:
-                    break
-                resp.release()
-                location = self._redirect(resp, method, target)
-                redirects += 1
-                if redirects > _MAX_REDIRECTS:
-                    raise TransportError(
-                        f"{method} {url}: too many redirects", method=method, url=url
-                    )
-                # aiohttp's rule (as browsers do): a 303, or a 301/302 to a POST, is followed
-                # with a GET without the body; a 307/308 repeats the request, body included
-                if (resp.status == 303 and method != "HEAD") or (
-                    resp.status in (301, 302) and method == "POST"
-                ):
-                    method, payload, size = "GET", None, 0
-                    req_headers = {
-                        k: v for k, v in req_headers.items() if k.lower() != "content-type"
-                    }
-                if _origin(location) != origin:
-                    if payload:
-                        # a secret's value or a password must reach only the origin named
-                        raise TransportError(
-                            f"{method} {url}: refused to send the request body to another "
-                            f"origin ({resp.status} redirect to {location.origin()})",
-                            method=method,
-                            url=url,
-                        )
-                    # Never send the key to another host (object storage, a proxy).
-                    req_headers = {
-                        k: v for k, v in req_headers.items() if k.lower() != "authorization"
-                    }
-                target, query = str(location), None
-            if resp.status < 400 and stream:
-                return resp, group, target
-            try:
-                if resp.status < 400:
-                    body = await self._read_body(
-                        resp, group, self.max_response_size, truncate=False
-                    )
-                else:
-                    body = await self._read_body(resp, group, _BODY_LIMIT, truncate=True)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                group.errors += 1
-                failure = self._failure(exc, method, target)
-                if isinstance(failure, TransportError) and resend:
-                    failure = _Retryable(failure, None, group)
-            except ResponseTooLarge:
-                group.errors += 1
-                raise
-            finally:
-                resp.release()
-            if failure is not None:
-                raise failure
-        if resp.status < 400:
-            return Response(resp.status, resp.headers, body, target)
-        group.errors += 1
-        api_error = error_from_response(resp.status, body, resp.headers, method=method, url=target)
-        if isinstance(api_error, RateLimited):
-            group.rate_limited += 1
-        retryable = resp.status in _RETRY_STATUSES or resp.status >= 500
-        # A 429 was refused before being applied, so it is safe to send again, even a POST.
-        if retryable and (resend or resp.status == 429):
-            raise _Retryable(api_error, api_error.retry_after, group)
-        raise api_error
+    ) -> _Call:
+        return _Call(
+            method=method,
+            url=url,
+            query=_query(params),
+            data=data,
+            json=json,
+            headers=headers,
+            auth=auth,
+            resend=resend or method in _IDEMPOTENT_METHODS,
+            stream=stream,
+            timeout=self._timeout_for(options, stream=stream),
+            group=self.stats.group(group_of(url)),
+        )
 
-    async def _send(
-        self, method: str, url: str, policy: RetryPolicy, **kwargs: Any
-    ) -> Response | tuple[aiohttp.ClientResponse, GroupStats, str]:
-        """``_send_once`` through one RetryBudget; errors scrubbed of the key."""
+    def _first_hop(self, call: _Call) -> _Hop:
+        """The first request of a try, its body made afresh (``data`` may be a callable)."""
+        headers = {"Authorization": self._auth} if call.auth else {}
+        if call.headers:
+            headers.update(call.headers)
+        payload = call.data() if callable(call.data) else call.data
+        size = len(payload) if isinstance(payload, (bytes, bytearray)) else 0
+        if call.json is not None:
+            payload = msgspec.json.encode(call.json)
+            size = len(payload)
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(payload, Mapping):
+            payload = {k: _form_value(v) for k, v in payload.items() if v is not None}
+        return _Hop(call.method, call.url, call.query, headers, payload, size)
+
+    async def _send(self, call: _Call, policy: RetryPolicy) -> Response:
+        """Every try of one call on one RetryBudget, ``should_retry`` deciding which fault is
+        tried again; the error raised is scrubbed of the key and chained to its cause."""
         budget = RetryBudget(self, policy)
         while True:
-            error: TDError
+            cause: BaseException | None = None
             try:
-                return await self._send_once(method, url, **kwargs)
-            except _Retryable as exc:
-                retry = exc
+                return await self._send_once(call)
+            except _Fault as fault:
+                error, cause = fault.error, fault.cause
+                retry = should_retry(error, resend=call.resend, connected=fault.connected)
             except TDError as exc:
-                error = exc
-                break
-            try:
-                await budget._wait(retry.error, retry.retry_after, retry.group)
-            except TDError as exc:
-                error = exc
-                break
-        raise self._scrubbed(error)
+                error, retry = exc, False
+            if retry:
+                try:
+                    await budget._wait(error, call.group)
+                    continue
+                except TDError as exc:
+                    if exc is not error:  # close() cut the wait short
+                        error, cause = exc, None
+            raise self._scrubbed(error, cause)
+
+    async def _send_once(self, call: _Call) -> Response:
+        """One try: after a client-wide 429 pause, under the connection budget, the request
+        and its redirects; the body read unless streamed. A fault of the network or of TD
+        is raised as a _Fault; a refusal of the client as the TDError it is."""
+        if self._closing:
+            raise self._closed_error(call.method, call.url)
+        session = self.session
+        assert self._budget is not None  # made with the session
+        if self._paused_until:
+            await self._wait_gate()
+        async with self._budget:
+            if self._closing:
+                raise self._closed_error(call.method, call.url)
+            response = await self._send_handling_redirects(session, call)
+            if response.status < 400 and call.stream:
+                return response
+            await self._read(response, call.group)
+        if response.status < 400:
+            return response
+        call.group.errors += 1
+        error = error_from_response(
+            response.status,
+            response.body,
+            response.headers,
+            method=response.method,
+            url=response.url,
+        )
+        if isinstance(error, RateLimited):
+            call.group.rate_limited += 1
+        raise _Fault(error)
+
+    async def _read(self, response: Response, group: GroupStats) -> None:
+        """The whole body of a success (up to ``max_response_size``) or of an error (its
+        first ``_BODY_LIMIT`` bytes, for the message); the connection released after it."""
+        try:
+            if response.status < 400:
+                await response._read(self.max_response_size, truncate=False)
+            else:
+                await response._read(_BODY_LIMIT, truncate=True)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            group.errors += 1
+            raise _Fault(self._failure(exc, response.method, response.url), cause=exc) from None
+        except ResponseTooLarge:
+            group.errors += 1
+            raise
+        finally:
+            response._raw.release()
+
+    async def _send_handling_redirects(
+        self, session: aiohttp.ClientSession, call: _Call
+    ) -> Response:
+        """The request, then each redirect it gets (at most ``_MAX_REDIRECTS``): the answer
+        that is not a redirect, its body unread."""
+        hop = self._first_hop(call)
+        home = yarl.URL(call.url, encoded=True)
+        redirects = 0
+        while True:
+            response = await self._send_single_request(session, hop, call)
+            if response.status not in _REDIRECTS or "Location" not in response.headers:
+                return response
+            response._raw.release()
+            location = _location(response._raw, hop.method, hop.url)
+            redirects += 1
+            if redirects > _MAX_REDIRECTS:
+                raise TransportError(
+                    f"{call.method} {call.url}: too many redirects",
+                    method=call.method,
+                    url=call.url,
+                )
+            hop = _follow(hop, response.status, location, home, call.url)
+
+    async def _send_single_request(
+        self, session: aiohttp.ClientSession, hop: _Hop, call: _Call
+    ) -> Response:
+        """One request to aiohttp, counted; its failure mapped to a TransportError fault
+        (ClientClosed when ``close()`` caused it)."""
+        group = call.group
+        group.requests += 1
+        group.bytes_out += hop.size
+        try:
+            raw = await session.request(
+                hop.method,
+                yarl.URL(hop.url, encoded=True),
+                params=hop.query,
+                data=hop.payload,
+                headers=hop.headers,
+                allow_redirects=False,
+                timeout=call.timeout,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
+            group.errors += 1
+            # A request that never connected was not applied: safe to send again.
+            connected = not isinstance(exc, aiohttp.ClientConnectorError)
+            error = self._failure(exc, hop.method, hop.url)
+            raise _Fault(error, connected=connected, cause=exc) from None
+        return Response(self, raw, group, hop.method, hop.url)
 
     async def request(
         self,
@@ -850,20 +988,18 @@ class HTTP:
         unique id or session time). ``data`` may be a callable giving a fresh body per try.
         The body is read up to ``max_response_size`` (ResponseTooLarge past it).
         """
-        result = await self._send(
+        call = self._prepare(
             method,
             url,
-            self._policy(options),
             params=params,
             data=data,
             json=json,
             headers=headers,
-            retry_writes=idempotent,
+            resend=idempotent,
             stream=False,
-            timeout=self._timeout_for(options, stream=False),
+            options=options,
         )
-        assert isinstance(result, Response)
-        return result
+        return await self._send(call, self._policy(options))
 
     async def request_json(
         self,
@@ -891,7 +1027,7 @@ class HTTP:
         auth: bool = True,
         retries: bool = True,
         options: CallOptions | None = None,
-    ) -> AsyncIterator[StreamResponse]:
+    ) -> AsyncIterator[Response]:
         """A streamed answer: headers through the retry loop, the body read by the caller.
 
         ``auth=False`` sends no API key, for pre-signed URLs whose credentials are in the URL.
@@ -899,27 +1035,25 @@ class HTTP:
         the stream in its own loop on one ``retry_budget()``. The body has no size cap here:
         the reader bounds it. ``close()`` of the client ends the stream (ClientClosed).
         """
-        result = await self._send(
+        call = self._prepare(
             method,
             url,
-            self._policy(options) if retries else _ONCE,
             params=params,
             data=None,
             json=None,
             headers=headers,
-            retry_writes=False,
+            resend=False,
             stream=True,
-            timeout=self._timeout_for(options, stream=True),
+            options=options,
             auth=auth,
         )
-        assert not isinstance(result, Response)
-        resp, group, target = result
-        self._streams.add(resp)
+        response = await self._send(call, self._policy(options) if retries else _ONCE)
+        self._streams.add(response._raw)
         try:
-            yield StreamResponse(self, resp, group, method, target)
+            yield response
         finally:
-            self._streams.discard(resp)
-            resp.release()
+            self._streams.discard(response._raw)
+            response._raw.release()
 
 
 def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:

@@ -113,11 +113,11 @@ async def test_a_307_308_replays_a_body_to_its_own_origin_only(
     scripted.on("/v3/user/authenticate", reply(status, "", Location=other.url))
     async with client(scripted) as td:
         with pytest.raises(errors.TransportError, match="another origin") as put:
-            await td.workflow.secrets.put(1, "db.password", SECRET)
+            await td.workflow.secrets.put(1, "db.password", value=SECRET)
         with pytest.raises(errors.TransportError, match="another origin"):
-            await td.users.authenticate("me@example.com", PASSWORD)
+            await td.users.authenticate("me@example.com", password=PASSWORD)
         # on the same origin the request is repeated as it was: method, body and key
-        await td.workflow.secrets.put(1, "mine", SECRET)
+        await td.workflow.secrets.put(1, "mine", value=SECRET)
     assert other.seen == []
     assert SECRET not in str(put.value)
     # a refusal is final, not a fault to retry
@@ -136,12 +136,12 @@ async def test_a_301_302_303_to_another_origin_carries_neither_body_nor_key(
     scripted.on("/v3/user/authenticate", reply(status, "", Location=other.url))
     async with client(scripted) as td:
         if status == 303:
-            await td.workflow.secrets.put(1, "db.password", SECRET)
+            await td.workflow.secrets.put(1, "db.password", value=SECRET)
         else:
             # a 301/302 keeps a PUT and its body (aiohttp, browsers): it would carry the secret
             with pytest.raises(errors.TransportError, match="another origin"):
-                await td.workflow.secrets.put(1, "db.password", SECRET)
-        await td.users.authenticate("me@example.com", PASSWORD)
+                await td.workflow.secrets.put(1, "db.password", value=SECRET)
+        await td.users.authenticate("me@example.com", password=PASSWORD)
     # aiohttp's rule (client.py): a 303, or a 301/302 to a POST, is followed with a GET,
     # without the body or what described it
     get = ("GET", b"", None, None)

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 import aiotd
 from aiotd import errors
+from aiotd._http import RedactedCause
 from aiotd.testing import Emulator
 
 from ._servers import raw_server, read_head
@@ -481,7 +482,7 @@ async def _open_stream(td: aiotd.Client) -> None:
 
 @pytest.mark.parametrize("retry", [aiotd.RetryPolicy.never(), FAST_RETRY], ids=["once", "retried"])
 @pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
-async def test_a_malformed_status_line_leaves_no_key_in_the_exception_chain(
+async def test_a_malformed_status_line_chains_its_cause_without_the_key(
     retry: aiotd.RetryPolicy, streamed: bool
 ) -> None:
     async with (
@@ -490,6 +491,14 @@ async def test_a_malformed_status_line_leaves_no_key_in_the_exception_chain(
     ):
         with pytest.raises(errors.TransportError) as info:
             await (_open_stream(td) if streamed else td.jobs.status("1"))
+    # aiohttp's ClientResponseError holds the request's headers: it is chained as a copy
+    # naming it, raised from the parser's own error, with nothing of the request
+    cause = info.value.__cause__
+    assert isinstance(cause, RedactedCause)
+    assert "aiohttp.client_exceptions.ClientResponseError" in str(cause)
+    assert "Bad status line" in str(cause)
+    assert isinstance(cause.__cause__, aiohttp.http_exceptions.HttpProcessingError)
     assert info.value.__context__ is None
-    assert info.value.__cause__ is None
+    text = "".join(traceback.format_exception(info.value))
+    assert "The above exception was the direct cause" in text
     assert_clean(chain_texts(info.value), KEY)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import email.utils
 from datetime import datetime, timedelta, timezone
 
+import aiohttp
 import msgspec
+import multidict
 import pytest
+import yarl
 
 from aiotd import errors
 from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
@@ -250,3 +253,83 @@ def test_policies_validate() -> None:
     with pytest.raises(ValueError, match="read"):
         Timeouts(read=0)
     assert RetryPolicy.never().max_attempts == 1
+
+
+def _transport() -> errors.TransportError:
+    return errors.TransportError("GET u: reset", method="GET", url="u")
+
+
+@pytest.mark.parametrize(
+    ("error", "resend", "connected", "expected"),
+    [
+        # a transport failure: again when safe to repeat, or when it never reached TD
+        (_transport(), True, True, True),
+        (_transport(), False, True, False),
+        (_transport(), False, False, True),
+        # 408 and 5xx: only what may be applied twice
+        (error_from_response(503, b"", {}), True, True, True),
+        (error_from_response(500, b"", {}), False, True, False),
+        (error_from_response(408, b"", {}), True, True, True),
+        (error_from_response(408, b"", {}), False, True, False),
+        # 429: refused before being applied, so even a POST
+        (error_from_response(429, b"", {}), False, True, True),
+        # the rest fails the same way every time
+        (error_from_response(400, b"", {}), True, True, False),
+        (error_from_response(404, b"", {}), True, True, False),
+        (errors.ClientClosed("closed"), True, False, False),
+        (errors.ResponseTooLarge("big", limit=1), True, True, False),
+        (errors.DecodeError("bad"), True, True, False),
+    ],
+)
+def test_should_retry(error: errors.TDError, resend: bool, connected: bool, expected: bool) -> None:
+    from aiotd._http import should_retry
+
+    assert should_retry(error, resend=resend, connected=connected) is expected
+
+
+def _request_info(key: str) -> aiohttp.RequestInfo:
+    url = yarl.URL("http://127.0.0.1/v3/job/show/1")
+    headers = multidict.CIMultiDictProxy(multidict.CIMultiDict({"Authorization": f"TD1 {key}"}))
+    return aiohttp.RequestInfo(url, "GET", headers, url)
+
+
+def test_safe_cause_copies_what_holds_the_key_and_keeps_plain_exceptions() -> None:
+    from aiotd._http import HTTP, RedactedCause, safe_cause
+
+    key = "1/0123456789abcdef0123456789abcdef01234567"
+    http = HTTP(apikey=key, timeouts=Timeouts(), retry=RetryPolicy(), max_connections=1)
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    try:
+        try:
+            raise reset
+        except OSError as exc:
+            raise aiohttp.ClientResponseError(_request_info(key), (), status=400) from exc
+    except aiohttp.ClientResponseError as exc:
+        original = exc
+    assert key in repr(vars(original))  # what aiohttp raises does hold the key
+
+    cause = safe_cause(original, http.redact)
+    assert isinstance(cause, RedactedCause)
+    assert str(cause).startswith("aiohttp.client_exceptions.ClientResponseError: 400")
+    assert cause.__traceback__ is original.__traceback__
+    assert cause.__cause__ is reset  # plain values only: kept as it is
+    texts = [str(cause), repr(cause), repr(vars(cause)), repr(vars(reset)), repr(reset.args)]
+    assert not any(key in text or key.split("/")[1] in text for text in texts)
+
+    # a plain exception whose message holds the key is copied, redacted
+    echoed = safe_cause(ValueError(f"bad key {key}"), http.redact)
+    assert isinstance(echoed, RedactedCause)
+    assert str(echoed) == "builtins.ValueError: bad key ***"
+    # what an exception was raised in (not from) is dropped: it may hold anything
+    try:
+        try:
+            raise aiohttp.ClientResponseError(_request_info(key), ())
+        except aiohttp.ClientResponseError:
+            raise TimeoutError  # noqa: B904
+    except TimeoutError as exc:
+        timeout = exc
+    assert timeout.__context__ is not None
+    kept = safe_cause(timeout, http.redact)
+    assert kept is timeout
+    assert kept.__context__ is None
+    assert kept.__cause__ is None
