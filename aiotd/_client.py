@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
-from aiotd._config import RetryPolicy, Timeouts, resolve_apikey, resolve_endpoints
+from aiotd._config import (
+    RetryPolicy,
+    Timeouts,
+    is_loopback,
+    resolve_apikey,
+    resolve_endpoints,
+)
 from aiotd._http import (
     DEFAULT_MAX_RESPONSE_SIZE,
     HTTP,
@@ -43,16 +47,6 @@ __all__ = ["Client"]
 T = TypeVar("T")
 
 logger = logging.getLogger("aiotd")
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Client:
@@ -106,7 +100,7 @@ class Client:
         if not verify_ssl:
             logger.warning("TLS certificate verification is turned off for this client")
         for url in (self.endpoint, self.workflow_endpoint):
-            if url.startswith("http://") and not _is_loopback(url):
+            if url.startswith("http://") and not is_loopback(url):
                 logger.warning("%s is plain http: the API key will cross the network in clear", url)
 
     def _bind(self) -> None:

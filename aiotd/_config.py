@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 __all__ = ["SITES", "RetryPolicy", "Timeouts", "resolve_endpoints"]
 
@@ -90,6 +92,17 @@ def normalize_endpoint(value: str) -> str:
     if scheme not in ("http", "https"):
         raise ValueError(f"endpoint scheme must be http or https, not {scheme!r}")
     return value.rstrip("/")
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` (with its scheme) names this machine: localhost or a loopback address."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_endpoints(
