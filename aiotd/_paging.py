@@ -3,7 +3,7 @@
 Two cursor styles cover both APIs: v3 offsets (``from``/``to``, ``to`` inclusive in
 ``job/list``, v3-api.md §7.7) and Digdag's ``last_id`` (ascending ``>`` or descending ``<``,
 workflow-api.md §2.9). A cursor that repeats or moves backwards is an error rather than an
-endless loop.
+endless loop: a PaginationError (a DecodeError, as the fault is in what the server sent).
 
 v3 offset walks end only on an empty page: a server may cut a page shorter than ``to`` asks,
 and the ``count`` TD sends beside a page has no settled meaning (td-client-python's
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from aiotd.errors import DecodeError
+from aiotd.errors import PaginationError
 
 __all__ = ["Pager", "cursor_pager", "offset_pager"]
 
@@ -88,9 +88,10 @@ class Pager(Generic[T]):
                     # once, hardly three times in a row
                     repeats = repeats + 1 if order == first else 0
                     if repeats >= _REPEATS:
-                        raise DecodeError(
+                        raise PaginationError(
                             f"the page at cursor {cursor!r} repeats the first one: the server "
-                            "ignores the cursor; stopping the walk"
+                            "ignores the cursor; stopping the walk",
+                            cursor=cursor,
                         )
                 page = [item for item, k in zip(raw, order, strict=True) if k not in keys]
                 keys.update(order)
@@ -103,7 +104,9 @@ class Pager(Generic[T]):
             if nxt is None:
                 return
             if nxt in seen:
-                raise DecodeError(f"the API repeated the page cursor {nxt!r}; stopping the walk")
+                raise PaginationError(
+                    f"the API repeated the page cursor {nxt!r}; stopping the walk", cursor=nxt
+                )
             seen.add(nxt)
             cursor = nxt
 
@@ -175,8 +178,9 @@ def cursor_pager(
             return None
         last = int(id_of(page[-1]))
         if cursor is not None and (last <= cursor if order == "asc" else last >= cursor):
-            raise DecodeError(
-                f"page cursor moved the wrong way ({cursor} -> {last}, order {order})"
+            raise PaginationError(
+                f"page cursor moved the wrong way ({cursor} -> {last}, order {order})",
+                cursor=last,
             )
         return last
 

@@ -9,6 +9,7 @@
       TransportError(method, url)                    could not talk: connect, reset, timeout
       DecodeError                                    the body is not the expected shape
         ResponseTooLarge(limit)                      the answer exceeds max_response_size
+        PaginationError(cursor)                      a cursor repeats, goes back or is ignored
       ArchiveError(member)                           a project archive cannot be built or is refused
       ClientClosed                                   work cut off by close() of the client
       WaitTimeout(last)                              a wait's deadline passed
@@ -33,6 +34,7 @@ __all__ = [
     "Forbidden",
     "JobFailed",
     "NotFound",
+    "PaginationError",
     "RateLimited",
     "ResponseTooLarge",
     "ServerError",
@@ -210,6 +212,19 @@ class ResponseTooLarge(DecodeError):
         self.method = method
         self.url = url
         super().__init__(message)
+
+
+class PaginationError(DecodeError):
+    """A listing walked page by page went wrong: its cursor repeated or moved backwards, or
+    the server answered the first page again whatever cursor was asked, so the walk stops
+    instead of looping. ``cursor`` is the cursor at fault (as the pager holds it)."""
+
+    def __init__(self, message: str, *, cursor: Any = None) -> None:
+        self.cursor = cursor
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0],), {"cursor": self.cursor})
 
 
 class WaitTimeout(TDError):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 import pytest
 
 from aiotd._paging import cursor_pager, offset_pager
-from aiotd.errors import DecodeError
+from aiotd.errors import DecodeError, PaginationError
 
 ITEMS = list(range(250))
 
@@ -68,8 +69,9 @@ async def test_keyed_offset_pager_refuses_a_server_that_ignores_the_offset() -> 
     async def fetch(from_: int, to: int) -> Sequence[int]:
         return ITEMS[:10]  # the same page whatever is asked
 
-    with pytest.raises(DecodeError, match="ignores the cursor"):
+    with pytest.raises(PaginationError, match="ignores the cursor") as info:
         await offset_pager(fetch, page_size=10, key=lambda x: x).all()
+    assert info.value.cursor == (30, 10)  # the fourth page: the first one three times again
 
 
 async def test_offset_pager_stops_on_an_exact_multiple_with_an_empty_page() -> None:
@@ -123,8 +125,18 @@ async def test_a_cursor_that_does_not_move_is_refused() -> None:
     async def fetch(last_id: int | None) -> Sequence[Item]:
         return [Item(5), Item(7)]
 
-    with pytest.raises(DecodeError, match="wrong way|repeated"):
+    with pytest.raises(PaginationError, match="wrong way") as info:
         await cursor_pager(fetch, lambda x: x.id, order="asc").all()
+    assert info.value.cursor == 7
+
+
+async def test_a_cursor_that_moves_backwards_is_refused() -> None:
+    async def fetch(last_id: int | None) -> Sequence[Item]:
+        return [Item(9), Item(8)] if last_id is None else [Item(12), Item(10)]
+
+    with pytest.raises(PaginationError, match=r"wrong way \(8 -> 10, order desc\)") as info:
+        await cursor_pager(fetch, lambda x: x.id, order="desc").all()
+    assert info.value.cursor == 10
 
 
 async def test_an_offset_that_repeats_is_refused() -> None:
@@ -134,8 +146,13 @@ async def test_an_offset_that_repeats_is_refused() -> None:
         return [1, 2]
 
     pager: Pager[int] = Pager(fetch, lambda cursor, page: 0, 0)
-    with pytest.raises(DecodeError, match="repeated"):
+    with pytest.raises(PaginationError, match="repeated") as info:
         await pager.all()
+    assert info.value.cursor == 0
+    # a DecodeError still: code that caught a bad listing as one keeps working
+    assert isinstance(info.value, DecodeError)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (type(copy), str(copy), copy.cursor) == (PaginationError, str(info.value), 0)
 
 
 async def test_keyed_offset_pager_goes_on_past_a_page_shifted_entirely_onto_seen_items() -> None:
