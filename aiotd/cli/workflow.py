@@ -115,8 +115,7 @@ async def start(args: argparse.Namespace, out: Output) -> int:
         attempt = await _wait(td, attempt.id, args.timeout, out)
         out.record(attempt)
         out.line(_attempt_line(attempt))
-        if attempt.failed:
-            await _print_failures(td, attempt, out)
+        _print_failures(attempt, out)
     return 0 if attempt.success else 1
 
 
@@ -129,8 +128,9 @@ async def _wait(td: Any, attempt_id: str, timeout: float | None, out: Output) ->
     return attempt
 
 
-async def _print_failures(td: Any, attempt: Attempt, out: Output) -> None:
-    for task in await td.workflow.attempts.failed_tasks(attempt.id):
+def _print_failures(attempt: Attempt, out: Output) -> None:
+    """The failed tasks a waiter's attempt carries, with their errors."""
+    for task in attempt.failed_tasks:
         message = task.error_message or task.state
         out.line(f"  {task.full_name}: {message}")
 
@@ -242,10 +242,10 @@ async def watch(args: argparse.Namespace, out: Output) -> int:
         finally:
             if live is not None:
                 live.stop()
-        attempt = await td.workflow.attempts.get(args.attempt_id)
+        # done, so this returns at its first poll, with the failed tasks if it failed
+        attempt = await td.workflow.attempts.wait(args.attempt_id)
         out.line(_attempt_line(attempt))
-        if attempt.failed:
-            await _print_failures(td, attempt, out)
+        _print_failures(attempt, out)
     return 0 if attempt.success else 1
 
 

@@ -247,13 +247,17 @@ class Attempt(_AttemptFlags, frozen=True, kw_only=True):
     # Not on the wire: set by ``attempts.start`` when TD answered 409 with this attempt, the
     # one already started for that session (reference §2.4).
     existing: bool = False
+    # Not on the wire: the tasks in error of a failed attempt as the waiters return it
+    # (``attempts.wait``, ``wait_all``, ``as_completed``); empty from ``get`` and listings.
+    failed_tasks: list[Task] = msgspec.field(default_factory=list)
 
     session_time_dt = parsed_time("session_time")
 
-    def raise_for_status(self, failed_tasks: list[Task] | None = None) -> Attempt:
-        """Raise ``AttemptFailed(self, failed_tasks)`` if done without success; else return it."""
+    def raise_for_status(self) -> Attempt:
+        """Raise ``AttemptFailed`` naming ``failed_tasks`` if done without success; else
+        return the attempt."""
         if self.failed:
-            raise AttemptFailed(self, failed_tasks)
+            raise AttemptFailed(self, self.failed_tasks)
         return self
 
 

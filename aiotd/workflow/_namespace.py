@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aiotd._resource import WorkflowResource
 from aiotd.models.workflow import Version, VersionCheck
 from aiotd.workflow.attempts import Attempts
 from aiotd.workflow.logs import Logs
@@ -19,11 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["Workflow"]
 
 
-class Workflow:
+class Workflow(WorkflowResource):
     """The Workflow API (``/api/...`` on the workflow endpoint), one namespace per resource."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        super().__init__(client)
         self.projects = Projects(client)
         self.workflows = Workflows(client)
         self.sessions = Sessions(client)
@@ -34,9 +35,9 @@ class Workflow:
 
     async def version(self) -> str:
         """The server's digdag version (``GET /api/version``)."""
-        return (await self._client._wf_call("GET", "/api/version", Version)).version
+        return (await self._call("GET", "/api/version", Version)).version
 
-    async def version_check(self, client_version: str | None = None) -> VersionCheck:
+    async def version_check(self, *, client_version: str | None = None) -> VersionCheck:
         """Whether a client of ``client_version`` is compatible with the server."""
         params = {"client": client_version}
-        return await self._client._wf_call("GET", "/api/version/check", VersionCheck, params=params)
+        return await self._call("GET", "/api/version/check", VersionCheck, params=params)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import heapq
+import logging
 import math
 import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 import msgspec
@@ -18,12 +18,14 @@ import msgspec
 from aiotd._http import decode_json, segment
 from aiotd._paging import Pager
 from aiotd._polling import Engine, Listing
+from aiotd._resource import WorkflowResource
 from aiotd._waiting import as_completed as _as_completed
 from aiotd._waiting import wait_all as _wait_all
-from aiotd.errors import AttemptFailed, Conflict, DecodeError
-from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList, TaskState
+from aiotd.errors import Conflict, DecodeError, TDError
+from aiotd.models.workflow import Attempt, AttemptList, Task, TaskList
 from aiotd.workflow._common import cursor_id
 from aiotd.workflow._common import session_time as _session_time
+from aiotd.workflow._task_watch import TaskEvent, TaskWatch
 from aiotd.workflow.sessions import attempt_pager
 
 if TYPE_CHECKING:
@@ -31,105 +33,26 @@ if TYPE_CHECKING:
 
 __all__ = ["Attempts", "RetryMode", "TaskEvent"]
 
+logger = logging.getLogger("aiotd")
+
 #: What ``retry`` reruns: every task, the tasks that did not succeed, or from a named task.
 RetryMode = Literal["all", "failed", "from"]
 _RETRY_MODES: tuple[RetryMode, ...] = ("all", "failed", "from")
 
 # Digdag's largest attempts page (api.max_attempts_page_size, reference §2.9).
 _LIST_PAGE = 100
-# `watch` confirms the attempt's `done` at least this often when the root task says nothing.
-_CHECK_EVERY = 10
 
 
-class TaskEvent(NamedTuple):
-    """A task of a watched attempt appeared (``old_state`` None) or changed state."""
-
-    task: Task
-    old_state: str | None
-    new_state: str
-
-
-# States a task reaches after its children did: a finished one, or a group about to retry
-# its failed children (reference §3.2).
-_AFTER_CHILDREN = TaskState.DONE | {TaskState.GROUP_RETRY_WAITING}
-
-
-def task_changes(tasks: Sequence[Task], states: dict[str, str]) -> list[TaskEvent]:
-    """The events between the states last seen and ``tasks``; updates ``states``.
-
-    Ordered as the attempt ran them: siblings after the siblings they wait for
-    (``upstreams``), else in task order; a task's start before its children's events, its
-    end after them. So an upstream that ended in the same snapshot comes before the task
-    that could only then start.
-    """
-    changed: dict[str, TaskEvent] = {}
-    for task in tasks:
-        old = states.get(task.id)
-        if old != task.state:
-            states[task.id] = task.state
-            changed[task.id] = TaskEvent(task, old, task.state)
-    if len(changed) < 2:
-        return list(changed.values())
-    known = {task.id for task in tasks}
-    children: dict[str | None, list[Task]] = {}
-    for task in tasks:
-        # a task whose parent is not in the list is ordered as a root
-        parent = task.parent_id if task.parent_id in known else None
-        children.setdefault(parent, []).append(task)
-    ordered: list[TaskEvent] = []
-    visited: set[str] = set()
-    # depth first without recursion: a Task on the stack is to visit, a TaskEvent to emit
-    # once the task's children are done with
-    stack: list[Task | TaskEvent] = list(reversed(_by_upstreams(children.get(None, []))))
-    while stack:
-        item = stack.pop()
-        if isinstance(item, TaskEvent):
-            ordered.append(item)
-            continue
-        if item.id in visited:
-            continue
-        visited.add(item.id)
-        event = changed.pop(item.id, None)
-        if event is not None:
-            if event.new_state in _AFTER_CHILDREN:
-                stack.append(event)
-            else:
-                ordered.append(event)
-        stack.extend(reversed(_by_upstreams(children.get(item.id, []))))
-    ordered.extend(changed.values())  # tasks no walk from a root reaches (a parent cycle)
-    return ordered
-
-
-def _by_upstreams(siblings: list[Task]) -> list[Task]:
-    """Siblings, each after the siblings it waits for; otherwise in their given order."""
-    if len(siblings) < 2:
-        return siblings
-    index = {task.id: i for i, task in enumerate(siblings)}
-    blockers = [0] * len(siblings)
-    dependents: list[list[int]] = [[] for _ in siblings]
-    for i, task in enumerate(siblings):
-        for upstream in set(task.upstreams):
-            j = index.get(upstream)
-            if j is not None and j != i:
-                blockers[i] += 1
-                dependents[j].append(i)
-    ready = [i for i, count in enumerate(blockers) if count == 0]  # ascending: a heap
-    ordered: list[Task] = []
-    while ready:
-        i = heapq.heappop(ready)
-        ordered.append(siblings[i])
-        for k in dependents[i]:
-            blockers[k] -= 1
-            if blockers[k] == 0:
-                heapq.heappush(ready, k)
-    if len(ordered) < len(siblings):  # a cycle of upstreams: the rest in their order
-        placed = {task.id for task in ordered}
-        ordered.extend(task for task in siblings if task.id not in placed)
-    return ordered
+def _failed(tasks: Sequence[Task]) -> builtins.list[Task]:
+    """The tasks whose errors explain a failure: those in error that are not groups, else
+    the groups in error."""
+    failed = [task for task in tasks if task.failed and not task.is_group]
+    return failed or [task for task in tasks if task.failed]
 
 
 class _AttemptKind:
-    """How the poll engine learns about attempts (reference §2.4)."""
+    """How the poll engine learns about attempts (reference §2.4). A failed attempt's final
+    record carries its failed tasks, read once (one request) for all of its waiters."""
 
     name = "attempt"
 
@@ -137,10 +60,10 @@ class _AttemptKind:
         self._attempts = attempts
 
     async def fetch(self, item_id: str) -> Attempt:
-        return await self._attempts.get(item_id)
+        return await self._attempts._with_failed_tasks(await self._attempts.get(item_id))
 
     async def fetch_final(self, item_id: str) -> Attempt:
-        return await self._attempts.get(item_id)
+        return await self.fetch(item_id)
 
     def status(self, record: Attempt) -> str:
         return record.status
@@ -192,7 +115,28 @@ class _AttemptKind:
         def covers(item_id: str) -> bool:
             return item_id.isascii() and item_id.isdigit() and int(item_id) >= lowest
 
+        await self._add_failed_tasks(records, watched)
         return Listing(records, pages, covers)
+
+    async def _add_failed_tasks(self, records: dict[str, Attempt], watched: Sequence[str]) -> None:
+        """Give the failed watched attempts of a listing their failed tasks, a few requests at
+        a time. One whose tasks cannot be read is left out: absent from a listing that covers
+        it, it is then confirmed on its own, tasks included."""
+        failed = [records[i] for i in dict.fromkeys(watched) if i in records and records[i].failed]
+        pending = iter(failed)
+
+        async def worker() -> None:
+            for attempt in pending:
+                try:
+                    records[attempt.id] = await self._attempts._with_failed_tasks(attempt)
+                except TDError as exc:
+                    logger.debug("tasks of failed attempt %s not read: %s", attempt.id, exc)
+                    del records[attempt.id]
+
+        concurrency = self._attempts._poll_settings.concurrency
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(concurrency, len(failed))):
+                tg.start_soon(worker)
 
 
 def _conflict_attempt(exc: Conflict) -> Attempt | None:
@@ -204,12 +148,12 @@ def _conflict_attempt(exc: Conflict) -> Attempt | None:
         return None
 
 
-class Attempts:
+class Attempts(WorkflowResource):
     """Attempts of workflow sessions: ``/api/attempts`` (reference §2.4)."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
-        self._engine: Engine[Attempt] | None = None
+        super().__init__(client)
+        self._task_watch = TaskWatch(client)
 
     # -- starting
 
@@ -268,9 +212,7 @@ class Attempts:
         if allow_queueing is not None:
             body["allowQueueing"] = allow_queueing
         try:
-            return await self._client._wf_call(
-                "PUT", "/api/attempts", Attempt, json=body, idempotent=True
-            )
+            return await self._call("PUT", "/api/attempts", Attempt, json=body, idempotent=True)
         except Conflict as exc:
             existing = _conflict_attempt(exc)
             if existing is None:
@@ -349,7 +291,7 @@ class Attempts:
         path = f"/api/attempts/{segment(attempt_id)}/kill"
         # `{}` with a JSON type: the endpoint consumes application/json (reference §2.4)
         with contextlib.suppress(Conflict):
-            await self._client._wf_request("POST", path, json={}, idempotent=True)
+            await self._request("POST", path, json={}, idempotent=True)
         return await self.get(attempt_id)
 
     # -- reading
@@ -357,7 +299,7 @@ class Attempts:
     async def get(self, attempt_id: str | int) -> Attempt:
         """One attempt; ``status``, ``done`` and ``success`` tell where it is."""
         path = f"/api/attempts/{segment(attempt_id)}"
-        return await self._client._wf_call("GET", path, Attempt)
+        return await self._call("GET", path, Attempt)
 
     async def _page(self, last_id: int | None, *, include_retried: bool) -> builtins.list[Attempt]:
         params = {
@@ -365,7 +307,7 @@ class Attempts:
             "last_id": last_id,
             "page_size": _LIST_PAGE,
         }
-        page = await self._client._wf_call("GET", "/api/attempts", AttemptList, params=params)
+        page = await self._call("GET", "/api/attempts", AttemptList, params=params)
         return page.attempts
 
     def list(
@@ -389,39 +331,35 @@ class Attempts:
             "workflow": workflow,
             "include_retried": True if include_retried else None,
         }
-        return attempt_pager(self._client, "/api/attempts", params, page_size, limit)
+        return attempt_pager(self, "/api/attempts", params, page_size, limit)
 
     async def tasks(self, attempt_id: str | int) -> builtins.list[Task]:
         """Every task of the attempt, root first."""
         path = f"/api/attempts/{segment(attempt_id)}/tasks"
-        return (await self._client._wf_call("GET", path, TaskList)).tasks
+        return (await self._call("GET", path, TaskList)).tasks
 
     async def failed_tasks(self, attempt_id: str | int) -> builtins.list[Task]:
-        """The tasks in error that are not groups (their errors explain the failure)."""
-        tasks = await self.tasks(attempt_id)
-        failed = [task for task in tasks if task.failed and not task.is_group]
-        return failed or [task for task in tasks if task.failed]
+        """The tasks in error that are not groups (their errors explain the failure), else
+        the groups in error."""
+        return _failed(await self.tasks(attempt_id))
+
+    async def _with_failed_tasks(self, attempt: Attempt) -> Attempt:
+        """A failed attempt with its ``failed_tasks`` filled (one request); others as given."""
+        if not attempt.failed:
+            return attempt
+        return msgspec.structs.replace(attempt, failed_tasks=await self.failed_tasks(attempt.id))
 
     async def retries(self, attempt_id: str | int) -> builtins.list[Attempt]:
         """Every attempt of the same session, this one included, by index."""
         path = f"/api/attempts/{segment(attempt_id)}/retries"
-        return (await self._client._wf_call("GET", path, AttemptList)).attempts
+        return (await self._call("GET", path, AttemptList)).attempts
 
-    async def raise_for_status(self, attempt: Attempt) -> Attempt:
-        """``AttemptFailed`` naming the failed tasks if the attempt is done without success."""
-        if attempt.failed:
-            raise AttemptFailed(attempt, await self.failed_tasks(attempt.id))
-        return attempt
-
-    # -- waiting
+    # -- waiting: a failed attempt the waiters return carries its ``failed_tasks``
 
     @property
     def engine(self) -> Engine[Attempt]:
         """The poll engine every attempt waiter of this client shares."""
-        if self._engine is None:
-            settings = self._client._poll_settings
-            self._engine = self._client._register_engine(Engine(_AttemptKind(self), settings))
-        return self._engine
+        return self._engine(lambda attempts, settings: Engine(_AttemptKind(attempts), settings))
 
     async def wait(
         self,
@@ -431,8 +369,9 @@ class Attempts:
         raise_on_failure: bool = False,
         kill_on_cancel: bool = False,
     ) -> Attempt:
-        """Wait until the attempt is done and return it (failed ones included, unless
-        ``raise_on_failure`` raises ``AttemptFailed`` with the failed tasks)."""
+        """Wait until the attempt is done and return it; a failed one with its
+        ``failed_tasks``, so that ``raise_for_status()`` names them (``raise_on_failure``
+        raises that ``AttemptFailed`` here)."""
         (attempt,) = await self.wait_all(
             [attempt_id],
             timeout=timeout,
@@ -460,7 +399,7 @@ class Attempts:
         )
         if raise_on_failure:
             for attempt in attempts:
-                await self.raise_for_status(attempt)
+                attempt.raise_for_status()
         return attempts
 
     async def as_completed(
@@ -471,34 +410,11 @@ class Attempts:
             async for attempt in done:
                 yield attempt
 
-    async def watch(self, attempt_id: str | int) -> AsyncGenerator[TaskEvent, None]:
-        """Every task's first sighting and state change, in order, until the attempt is done.
+    def watch(self, attempt_id: str | int) -> AsyncGenerator[TaskEvent, None]:
+        """Every task's first sighting and state change, in order, until the attempt is done;
+        the events of the final task list included.
 
-        Polls the attempt's tasks at intervals that grow while nothing changes and reset on a
-        change (the client's poll settings); the events of the final task list are included.
+        The attempt's tasks are polled once for every watcher of this client, at intervals
+        that grow while nothing changes and reset on a change (the client's poll settings).
         """
-        settings = self._client._poll_settings
-        states: dict[str, str] = {}
-        interval = settings.min_interval
-        quiet = 0
-        while True:
-            tasks = await self.tasks(attempt_id)
-            events = task_changes(tasks, states)
-            for event in events:
-                yield event
-            changed = bool(events)
-            quiet = 0 if changed else quiet + 1
-            root_done = bool(tasks) and tasks[0].parent_id is None and tasks[0].done
-            if root_done or quiet >= _CHECK_EVERY:
-                quiet = 0
-                if (await self.get(attempt_id)).done:
-                    # the tasks read after `done` are final
-                    for event in task_changes(await self.tasks(attempt_id), states):
-                        yield event
-                    return
-            interval = (
-                settings.min_interval
-                if changed
-                else min(interval * settings.growth, settings.max_interval)
-            )
-            await anyio.sleep(interval)
+        return self._task_watch.watch(attempt_id)

@@ -15,13 +15,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import anyio
 
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
-from aiotd.errors import Conflict, NotFound, TDError
+from aiotd._resource import WorkflowResource
+from aiotd.errors import Conflict, NotFound
 from aiotd.models.workflow import (
     Project,
     ProjectList,
@@ -43,9 +44,6 @@ from aiotd.workflow._archive import (
 from aiotd.workflow._common import instant
 from aiotd.workflow.schedules import schedule_pager
 from aiotd.workflow.sessions import session_pager
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Projects"]
 
@@ -175,11 +173,8 @@ def _extract_into_place(
             shutil.rmtree(staging)
 
 
-class Projects:
+class Projects(WorkflowResource):
     """Workflow projects: ``/api/projects`` (reference §2.1)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     def list(
         self, *, name_pattern: str | None = None, page_size: int = 100, limit: int | None = None
@@ -190,22 +185,20 @@ class Projects:
 
         async def fetch(last_id: int | None) -> builtins.list[Project]:
             params = {"last_id": last_id, "count": page_size, "name_pattern": name_pattern}
-            page = await self._client._wf_call("GET", "/api/projects", ProjectList, params=params)
+            page = await self._call("GET", "/api/projects", ProjectList, params=params)
             return page.projects
 
         return cursor_pager(fetch, lambda p: p.id, order="asc", page_size=page_size, limit=limit)
 
     async def get(self, project_id: str | int) -> Project:
         """One project; NotFound if it does not exist or was deleted."""
-        return await self._client._wf_call("GET", f"/api/projects/{segment(project_id)}", Project)
+        return await self._call("GET", f"/api/projects/{segment(project_id)}", Project)
 
     async def get_by_name(self, name: str) -> Project:
         """The project named ``name`` (exact); NotFound when there is none."""
         if not name:
             raise ValueError("a project name must not be empty")
-        page = await self._client._wf_call(
-            "GET", "/api/projects", ProjectList, params={"name": name}
-        )
+        page = await self._call("GET", "/api/projects", ProjectList, params={"name": name})
         if not page.projects:
             # TD answers an empty list, not 404, for a missing name (reference §2.1).
             raise NotFound(
@@ -216,7 +209,7 @@ class Projects:
     async def delete(self, project_id: str | int) -> Project:
         """Delete a project (and its schedules); returns it as it was before the deletion."""
         path = f"/api/projects/{segment(project_id)}"
-        return await self._client._wf_call("DELETE", path, Project)
+        return await self._call("DELETE", path, Project)
 
     async def push(
         self,
@@ -256,7 +249,7 @@ class Projects:
         try:
             headers = {"Content-Type": "application/gzip", "Content-Length": str(archive.size)}
             try:
-                return await self._client._wf_call(
+                return await self._call(
                     "PUT",
                     "/api/projects",
                     Project,
@@ -346,21 +339,21 @@ class Projects:
         headers = {"Accept": "application/gzip, */*", "Accept-Encoding": "identity"}
         size = 0
         with path.open("wb") as out:
-            async with self._client._wf_stream(url, params=params, headers=headers) as resp:
+            async with self._stream(url, params=params, headers=headers) as resp:
                 async for chunk in resp.iter_chunks(_CHUNK):
                     size += len(chunk)
                     if size > limit:
                         raise ArchiveError(f"the archive is larger than the limit of {limit} bytes")
                     out.write(chunk)
         if size == 0:
-            raise TDError(f"project {project_id}: the archive is empty")
+            raise ArchiveError(f"project {project_id}: the archive is empty")
 
     async def revisions(
         self, project_id: str | int, *, name: str | None = None
     ) -> builtins.list[Revision]:
         """Revisions newest first (TD keeps at most 100 in this list; no paging exists)."""
         path = f"/api/projects/{segment(project_id)}/revisions"
-        page = await self._client._wf_call("GET", path, RevisionList, params={"name": name})
+        page = await self._call("GET", path, RevisionList, params={"name": name})
         return page.revisions
 
     async def workflows(
@@ -369,23 +362,21 @@ class Projects:
         """The workflows of a revision (latest by default); ``name`` filters exactly."""
         path = f"/api/projects/{segment(project_id)}/workflows"
         params = {"revision": revision, "name": name}
-        return (await self._client._wf_call("GET", path, WorkflowList, params=params)).workflows
+        return (await self._call("GET", path, WorkflowList, params=params)).workflows
 
     async def workflow(
         self, project_id: str | int, name: str, *, revision: str | None = None
     ) -> WorkflowDefinition:
         """One workflow by name; its id changes with every push (reference §2.2)."""
         path = f"/api/projects/{segment(project_id)}/workflows/{segment(name)}"
-        return await self._client._wf_call(
-            "GET", path, WorkflowDefinition, params={"revision": revision}
-        )
+        return await self._call("GET", path, WorkflowDefinition, params={"revision": revision})
 
     def schedules(
         self, project_id: str | int, *, workflow: str | None = None, limit: int | None = None
     ) -> Pager[WorkflowSchedule]:
         """The project's schedules by ascending id (pages of up to 100)."""
         path = f"/api/projects/{segment(project_id)}/schedules"
-        return schedule_pager(self._client, path, {"workflow": workflow}, limit)
+        return schedule_pager(self, path, {"workflow": workflow}, limit)
 
     def sessions(
         self,
@@ -397,8 +388,8 @@ class Projects:
     ) -> Pager[Session]:
         """The project's sessions newest first; ``workflow`` filters by name."""
         path = f"/api/projects/{segment(project_id)}/sessions"
-        return session_pager(self._client, path, {"workflow": workflow}, page_size, limit)
+        return session_pager(self, path, {"workflow": workflow}, page_size, limit)
 
-    async def secrets(self, project_id: str | int) -> builtins.list[str]:
-        """The keys of the project's secrets (values are never returned)."""
-        return await self._client.workflow.secrets.list(project_id)
+    def secrets(self, project_id: str | int) -> Pager[str]:
+        """The keys of the project's secrets (values are never returned), as ``secrets.list``."""
+        return self._client.workflow.secrets.list(project_id)

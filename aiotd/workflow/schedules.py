@@ -6,10 +6,11 @@ import builtins
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
+from aiotd._resource import WorkflowResource
 from aiotd.models.workflow import (
     ScheduleAttemptCollection,
     WorkflowSchedule,
@@ -18,21 +19,18 @@ from aiotd.models.workflow import (
 )
 from aiotd.workflow._common import cursor_id, instant
 
-if TYPE_CHECKING:
-    from aiotd._client import Client
-
 __all__ = ["Schedules", "schedule_pager"]
 
 
 def schedule_pager(
-    client: Client, path: str, params: Mapping[str, Any], limit: int | None
+    resource: WorkflowResource, path: str, params: Mapping[str, Any], limit: int | None
 ) -> Pager[WorkflowSchedule]:
     """Schedules by ascending id; only an empty page ends the walk, because the server
     filters pages after the query and may answer short ones mid-way (reference §2.9)."""
 
     async def fetch(last_id: int | None) -> builtins.list[WorkflowSchedule]:
         query = {**params, "last_id": last_id}
-        return (await client._wf_call("GET", path, WorkflowScheduleList, params=query)).schedules
+        return (await resource._call("GET", path, WorkflowScheduleList, params=query)).schedules
 
     return cursor_pager(fetch, lambda s: cursor_id(s.id), order="asc", limit=limit)
 
@@ -42,26 +40,23 @@ def _local_or_instant(value: datetime | str) -> str:
     return value if isinstance(value, str) else value.isoformat(timespec="seconds")
 
 
-class Schedules:
+class Schedules(WorkflowResource):
     """Schedules of every project: ``/api/schedules`` (reference §2.5)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     def _path(self, schedule_id: str | int, action: str = "") -> str:
         return f"/api/schedules/{segment(schedule_id)}" + (f"/{action}" if action else "")
 
     def list(self, *, limit: int | None = None) -> Pager[WorkflowSchedule]:
         """Every schedule by ascending id."""
-        return schedule_pager(self._client, "/api/schedules", {}, limit)
+        return schedule_pager(self, "/api/schedules", {}, limit)
 
     async def get(self, schedule_id: str | int) -> WorkflowSchedule:
         """One schedule, with its next run and session times."""
-        return await self._client._wf_call("GET", self._path(schedule_id), WorkflowSchedule)
+        return await self._call("GET", self._path(schedule_id), WorkflowSchedule)
 
     async def disable(self, schedule_id: str | int) -> WorkflowScheduleSummary:
         """Stop starting sessions (safe to repeat: a disabled schedule stays disabled)."""
-        return await self._client._wf_call(
+        return await self._call(
             "POST",
             self._path(schedule_id, "disable"),
             WorkflowScheduleSummary,
@@ -85,7 +80,7 @@ class Schedules:
                 body["nextTime"] = _local_or_instant(next_time)
         elif next_time is not None:
             raise ValueError("next_time is only used with skip=True")
-        return await self._client._wf_call(
+        return await self._call(
             "POST",
             self._path(schedule_id, "enable"),
             WorkflowScheduleSummary,
@@ -122,7 +117,7 @@ class Schedules:
             raise ValueError("give next_time, or from_time with count")
         if next_run_time is not None:
             body["nextRunTime"] = instant(next_run_time, "next_run_time")
-        return await self._client._wf_call(
+        return await self._call(
             "POST", self._path(schedule_id, "skip"), WorkflowScheduleSummary, json=body
         )
 
@@ -150,6 +145,6 @@ class Schedules:
         }
         if count is not None:
             body["count"] = count
-        return await self._client._wf_call(
+        return await self._call(
             "POST", self._path(schedule_id, "backfill"), ScheduleAttemptCollection, json=body
         )

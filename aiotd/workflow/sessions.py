@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
+from aiotd._resource import WorkflowResource
 from aiotd.models.workflow import Attempt, AttemptList, Session, SessionList
 from aiotd.workflow._common import cursor_id
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Sessions", "attempt_pager", "session_pager"]
 
@@ -27,14 +25,18 @@ def _check_page_size(page_size: int) -> None:
 
 
 def session_pager(
-    client: Client, path: str, params: Mapping[str, Any], page_size: int, limit: int | None
+    resource: WorkflowResource,
+    path: str,
+    params: Mapping[str, Any],
+    page_size: int,
+    limit: int | None,
 ) -> Pager[Session]:
     """Sessions newest first: ``last_id`` is exclusive and descending (reference §2.9)."""
     _check_page_size(page_size)
 
     async def fetch(last_id: int | None) -> builtins.list[Session]:
         query = {**params, "last_id": last_id, "page_size": page_size}
-        return (await client._wf_call("GET", path, SessionList, params=query)).sessions
+        return (await resource._call("GET", path, SessionList, params=query)).sessions
 
     return cursor_pager(
         fetch, lambda s: cursor_id(s.id), order="desc", page_size=page_size, limit=limit
@@ -42,38 +44,39 @@ def session_pager(
 
 
 def attempt_pager(
-    client: Client, path: str, params: Mapping[str, Any], page_size: int, limit: int | None
+    resource: WorkflowResource,
+    path: str,
+    params: Mapping[str, Any],
+    page_size: int,
+    limit: int | None,
 ) -> Pager[Attempt]:
     """Attempts newest first: ``last_id`` is exclusive and descending (reference §2.9)."""
     _check_page_size(page_size)
 
     async def fetch(last_id: int | None) -> builtins.list[Attempt]:
         query = {**params, "last_id": last_id, "page_size": page_size}
-        return (await client._wf_call("GET", path, AttemptList, params=query)).attempts
+        return (await resource._call("GET", path, AttemptList, params=query)).attempts
 
     return cursor_pager(
         fetch, lambda a: cursor_id(a.id), order="desc", page_size=page_size, limit=limit
     )
 
 
-class Sessions:
+class Sessions(WorkflowResource):
     """Sessions of every project: ``/api/sessions`` (reference §2.3)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     def list(self, *, page_size: int = 100, limit: int | None = None) -> Pager[Session]:
         """Every session of the account, newest first (filter by project with
         ``projects.sessions``: this endpoint has no filter)."""
-        return session_pager(self._client, "/api/sessions", {}, page_size, limit)
+        return session_pager(self, "/api/sessions", {}, page_size, limit)
 
     async def get(self, session_id: str | int) -> Session:
         """One session with its ``last_attempt``."""
-        return await self._client._wf_call("GET", f"/api/sessions/{segment(session_id)}", Session)
+        return await self._call("GET", f"/api/sessions/{segment(session_id)}", Session)
 
     def attempts(
         self, session_id: str | int, *, page_size: int = 100, limit: int | None = None
     ) -> Pager[Attempt]:
         """Every attempt of the session, retries included, newest first."""
         path = f"/api/sessions/{segment(session_id)}/attempts"
-        return attempt_pager(self._client, path, {}, page_size, limit)
+        return attempt_pager(self, path, {}, page_size, limit)

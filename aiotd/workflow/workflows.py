@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from aiotd._http import segment
 from aiotd._paging import Pager, cursor_pager
+from aiotd._resource import WorkflowResource
 from aiotd.models.workflow import SessionTime, WorkflowDefinition, WorkflowList
 from aiotd.workflow._common import cursor_id
 from aiotd.workflow._common import session_time as _session_time
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Workflows"]
 
 _MODES = ("hour", "day", "schedule", "next_schedule")
 
 
-class Workflows:
+class Workflows(WorkflowResource):
     """Workflow definitions: ``/api/workflows`` (reference §2.2)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     def list(
         self,
@@ -53,7 +48,7 @@ class Workflows:
                 "name_pattern": name_pattern,
                 "search_project_name": True if search_project_name else None,
             }
-            page = await self._client._wf_call("GET", "/api/workflows", WorkflowList, params=params)
+            page = await self._call("GET", "/api/workflows", WorkflowList, params=params)
             return page.workflows
 
         return cursor_pager(
@@ -63,13 +58,13 @@ class Workflows:
     async def get(self, workflow_id: str | int) -> WorkflowDefinition:
         """One workflow definition, of any revision."""
         path = f"/api/workflows/{segment(workflow_id)}"
-        return await self._client._wf_call("GET", path, WorkflowDefinition)
+        return await self._call("GET", path, WorkflowDefinition)
 
     async def truncated_session_time(
         self,
         workflow_id: str | int,
-        session_time: datetime | str,
         *,
+        session_time: datetime | str,
         mode: Literal["hour", "day", "schedule", "next_schedule"] | None = None,
     ) -> SessionTime:
         """``session_time`` in the workflow's zone, truncated to the hour, the day, or its
@@ -82,4 +77,4 @@ class Workflows:
         text = session_time if isinstance(session_time, str) else _session_time(session_time)
         path = f"/api/workflows/{segment(workflow_id)}/truncated_session_time"
         params = {"session_time": text, "mode": mode}
-        return await self._client._wf_call("GET", path, SessionTime, params=params)
+        return await self._call("GET", path, SessionTime, params=params)

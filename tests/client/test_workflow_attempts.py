@@ -223,6 +223,31 @@ async def test_watch_yields_every_task_change_in_order_until_done(td: aiotd.Clie
     assert final["+failing+after"] == "canceled"
 
 
+async def test_watchers_of_one_attempt_share_its_task_polls(emu: Emulator) -> None:
+    rare = PollSettings(min_interval=30.0, max_interval=30.0, first_delay=0.01)
+    async with client(emu, poll=rare) as td:
+        await td.workflow.projects.push("proj", {"slow.dig": SLOW_DIG})
+        started = await td.workflow.attempts.start(project="proj", workflow="slow")
+        tasks = "GET /api/attempts/{id}/tasks"
+        before = emu.counters[tasks]
+        first = td.workflow.attempts.watch(started.id)
+        seen_first = [await anext(first), await anext(first)]
+        assert emu.counters[tasks] - before == 1
+        # a second watcher starts from the snapshot the first one's poll read, at no cost,
+        # rather than wait for the next poll 30 s away
+        second = td.workflow.attempts.watch(started.id)
+        seen_second = [await anext(second), await anext(second)]
+        assert seen_second == seen_first
+        assert [(e.task.full_name, e.old_state) for e in seen_second] == [
+            ("+slow", None),
+            ("+slow+wait", None),
+        ]
+        assert emu.counters[tasks] - before == 1
+        await first.aclose()
+        await second.aclose()
+        assert len(td.workflow.attempts._task_watch.engine) == 0
+
+
 async def test_watch_cleans_up_when_left_early(td: aiotd.Client, emu: Emulator) -> None:
     started = await td.workflow.attempts.start(project="proj", workflow="slow")
     watch = td.workflow.attempts.watch(started.id)
@@ -278,6 +303,46 @@ async def test_wait_all_and_as_completed_share_the_engine(td: aiotd.Client, emu:
     assert sorted(seen) == sorted(ids)
     with pytest.raises(errors.AttemptFailed):
         await td.workflow.attempts.wait_all(ids, timeout=10, raise_on_failure=True)
+
+
+async def test_failed_attempts_from_the_waiters_name_their_failed_tasks(
+    td: aiotd.Client, emu: Emulator
+) -> None:
+    started = [
+        await td.workflow.attempts.start(
+            project="proj", workflow=name, session_time=T0 + timedelta(hours=i)
+        )
+        for i, name in enumerate(["main", "failing"] * 5)
+    ]
+    ids = [a.id for a in started]
+    failed = set(ids[1::2])
+    tasks = "GET /api/attempts/{id}/tasks"
+    before = emu.counters[tasks]
+    finished = await td.workflow.attempts.wait_all(ids, timeout=20)
+    # one request per failed attempt, none for the others: the engine's listing and polls
+    # read the tasks of a failed one once
+    assert emu.counters[tasks] - before == len(failed)
+    for attempt in finished:
+        if attempt.id in failed:
+            assert [(t.full_name, t.error_message) for t in attempt.failed_tasks] == [
+                ("+failing+boom", "it broke")
+            ]
+            with pytest.raises(errors.AttemptFailed, match=r"\+failing\+boom: it broke"):
+                attempt.raise_for_status()
+        else:
+            assert attempt.failed_tasks == []
+            assert attempt.raise_for_status() is attempt
+    completed = [a async for a in td.workflow.attempts.as_completed(ids, timeout=10)]
+    assert {a.id for a in completed if a.failed_tasks} == failed
+    # two waiters of one failed attempt share its one read of the tasks
+    before = emu.counters[tasks]
+    one, two = await asyncio.gather(
+        td.workflow.attempts.wait(ids[1]), td.workflow.attempts.wait(ids[1])
+    )
+    assert one.failed_tasks == two.failed_tasks != []
+    assert emu.counters[tasks] - before == 1
+    # a plain read is the wire's record: no tasks were read for it
+    assert (await td.workflow.attempts.get(ids[1])).failed_tasks == []
 
 
 async def test_wait_timeout_carries_the_last_state(td: aiotd.Client) -> None:

@@ -207,7 +207,7 @@ async def test_workflows_listing_and_session_time(td: aiotd.Client) -> None:
     found = await td.workflow.workflows.list(name_pattern="p2", search_project_name=True)
     assert {w.project.name for w in found} == {"p2"}
     truncated = await td.workflow.workflows.truncated_session_time(
-        ascending[0], "2024-05-06T07:08:09+00:00", mode="day"
+        ascending[0], session_time="2024-05-06T07:08:09+00:00", mode="day"
     )
     assert truncated.session_time == "2024-05-06T00:00:00+00:00"
 
@@ -257,17 +257,28 @@ async def test_schedules_list_get_disable_enable_skip_backfill(td: aiotd.Client)
 async def test_secrets_put_list_delete(td: aiotd.Client) -> None:
     project = await td.workflow.projects.push("vault", {"main.dig": SIMPLE_DIG})
     secrets = td.workflow.secrets
-    stored = await secrets.put(project.id, "td.apikey", "s3cret")
+    stored = await secrets.put(project.id, "td.apikey", value="s3cret")
     assert stored.key == "td.apikey"
     assert stored.project is not None
-    await secrets.put_many(project.id, {"db.password": "pw", "db.user": "me"})
+    await secrets.put_many(project.id, values={"db.password": "pw", "db.user": "me"})
     assert await secrets.list(project.id) == ["db.password", "db.user", "td.apikey"]
     assert await td.workflow.projects.secrets(project.id) == ["db.password", "db.user", "td.apikey"]
     await secrets.delete(project.id, "db.user")
     await secrets.delete(project.id, "db.user")  # deleting a gone key is not an error
     assert await secrets.list(project.id) == ["db.password", "td.apikey"]
     with pytest.raises(errors.BadRequest):
-        await secrets.put(project.id, "bad key!", "x")
+        await secrets.put(project.id, "bad key!", value="x")
+
+
+async def test_secret_keys_are_a_pager_like_every_list(td: aiotd.Client, emu: Emulator) -> None:
+    project = await td.workflow.projects.push("keys", {"main.dig": SIMPLE_DIG})
+    await td.workflow.secrets.put_many(project.id, values={"a.b": "1", "c": "2"})
+    before = emu.counters["GET /api/projects/{id}/secrets"]
+    assert [key async for key in td.workflow.secrets.list(project.id)] == ["a.b", "c"]
+    assert [key async for key in td.workflow.projects.secrets(project.id)] == ["a.b", "c"]
+    assert await td.workflow.secrets.list(project.id).all() == ["a.b", "c"]
+    # one page each: the endpoint has no paging, so no second request looks for more
+    assert emu.counters["GET /api/projects/{id}/secrets"] - before == 3
 
 
 # -- hostile archives, served as TD would serve them
@@ -315,6 +326,20 @@ async def test_download_refuses_hostile_archives(
     # nothing beside dest, not even the temporary file; `../x` did not land in tmp_path
     assert outside(tmp_path, dest) == [tmp_path / "work"]
     # and nothing in dest: the members extracted before the refusal were never moved there
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("extract", [True, False])
+async def test_an_empty_archive_is_an_archive_error(
+    scripted: Scripted, tmp_path: Path, extract: bool
+) -> None:
+    scripted.on("/api/projects/7/archive", reply(200, b""))
+    dest = tmp_path / "work" / ("dest" if extract else "p.tar.gz")
+    dest.parent.mkdir()
+    async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
+        with pytest.raises(errors.ArchiveError, match="project 7: the archive is empty"):
+            await td.workflow.projects.download(7, dest, extract=extract)
+    assert outside(tmp_path, dest) == [tmp_path / "work"]
     assert not dest.exists()
 
 
@@ -383,6 +408,6 @@ async def test_push_sends_gzip_with_exact_length(scripted: Scripted) -> None:
 
 async def test_version_and_version_check(td: aiotd.Client) -> None:
     assert await td.workflow.version() == "0.10.5"
-    check = await td.workflow.version_check("0.10.5")
+    check = await td.workflow.version_check(client_version="0.10.5")
     assert check.server_version == "0.10.5"
     assert check.api_compatible is True

@@ -550,7 +550,7 @@ PATH_CALLS: dict[str, Any] = {
     "job kill .": lambda td: td.jobs.kill("."),
     "project delete ..": lambda td: td.workflow.projects.delete(".."),
     "secret delete ..": lambda td: td.workflow.secrets.delete(1, ".."),
-    "secret put .": lambda td: td.workflow.secrets.put(1, ".", "value"),
+    "secret put .": lambda td: td.workflow.secrets.put(1, ".", value="value"),
     "secret of project ..": lambda td: td.workflow.secrets.delete("..", "k"),
     "log file ..": lambda td: _first(td.workflow.logs.read(1, "..")),
     "user remove ..": lambda td: td.users.remove(".."),
@@ -564,7 +564,7 @@ PATH_CALLS: dict[str, Any] = {
     "attempts as_completed .": lambda td: _first(td.workflow.attempts.as_completed(["."])),
     "jobs watch None": lambda td: _first(td.jobs.watch([None])),
     "secret delete None": lambda td: td.workflow.secrets.delete(1, None),
-    "secret put None": lambda td: td.workflow.secrets.put(1, None, "value"),
+    "secret put None": lambda td: td.workflow.secrets.put(1, None, value="value"),
 }
 
 

@@ -587,8 +587,7 @@ def _task(**changes: Any) -> Task:
     return msgspec.structs.replace(tasks[1], **changes)
 
 
-def test_attempt_raise_for_status_carries_the_failed_tasks() -> None:
-    attempt = _attempt(id="77", done=True, success=False)
+def test_attempt_raise_for_status_names_its_failed_tasks() -> None:
     failed = [
         _task(
             full_name="+wf+load",
@@ -596,8 +595,9 @@ def test_attempt_raise_for_status_carries_the_failed_tasks() -> None:
             error={"message": "Query failed", "stacktrace": "..."},
         )
     ]
+    attempt = _attempt(id="77", done=True, success=False, failed_tasks=failed)
     with pytest.raises(AttemptFailed) as info:
-        attempt.raise_for_status(failed)
+        attempt.raise_for_status()
     assert info.value.attempt is attempt
     assert info.value.failed_tasks == failed
     assert "77" in str(info.value)

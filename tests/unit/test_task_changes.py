@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from aiotd.models.workflow import Task, TaskList
-from aiotd.workflow.attempts import TaskEvent, task_changes
+from aiotd.workflow._task_watch import TaskEvent, task_changes
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "workflow"
 TREE = msgspec.json.decode(
