@@ -6,15 +6,12 @@ import builtins
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
 
 from aiotd._gzip import Gunzip
 from aiotd._http import StreamResponse, segment
+from aiotd._resource import WorkflowResource
 from aiotd.errors import APIError, DecodeError
 from aiotd.models.workflow import LogFileHandle, LogFileList
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["LogLines", "Logs"]
 
@@ -104,11 +101,8 @@ class LogLines:
         return raw.decode("utf-8", "replace").removesuffix("\r")
 
 
-class Logs:
+class Logs(WorkflowResource):
     """Task logs of attempts: ``/api/logs/{attempt_id}/files`` (reference §2.6)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     async def files(
         self, attempt_id: str | int, *, task: str | None = None, direct_download: bool = True
@@ -118,7 +112,7 @@ class Logs:
         path = f"/api/logs/{segment(attempt_id)}/files"
         # `+` goes out as %2B: a raw `+` would reach the server as a space (reference §2.6)
         params = {"task": task, "direct_download": None if direct_download else False}
-        return (await self._client._wf_call("GET", path, LogFileList, params=params)).files
+        return (await self._call("GET", path, LogFileList, params=params)).files
 
     async def read(
         self,
@@ -155,12 +149,11 @@ class Logs:
         else:
             name, direct = file, None
         if direct:
-            self._client._check_open()
             try:
                 # The credentials are in the pre-signed URL: no API key (reference §2.6).
-                stream = self._client._http.stream("GET", direct, headers=_RAW, auth=False)
+                stream = self._stream_presigned(direct, headers=_RAW)
                 return await stack.enter_async_context(stream)
             except APIError as exc:
                 logger.debug("direct log URL answered %s; reading through the API", exc.status)
         path = f"/api/logs/{segment(attempt_id)}/files/{segment(name)}"
-        return await stack.enter_async_context(self._client._wf_stream(path, headers=_RAW))
+        return await stack.enter_async_context(self._stream(path, headers=_RAW))
