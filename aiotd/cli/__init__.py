@@ -9,7 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aiotd.cli._common import Output, UsageError, add_common_options
+from aiotd.cli._common import UsageError, add_common_options
+from aiotd.cli._render import Output
 
 __all__ = ["main"]
 

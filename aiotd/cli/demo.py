@@ -14,12 +14,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiotd
 from aiotd._polling import PollSettings
-from aiotd.cli._common import rich_available
+from aiotd.cli._render import rich_available
+from aiotd.models.core import JobState
+from aiotd.models.workflow import Attempt
 from aiotd.testing import Emulator
 
 __all__ = ["run_demo"]
@@ -87,7 +90,7 @@ class _Display:
         if old is not None:
             self.counts[old] -= 1
         self.counts[status] += 1
-        if status in ("success", "error", "killed"):
+        if status in JobState.FINISHED:
             self.finished += 1
         line = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v)
         line += f"  | requests {requests}"
@@ -95,7 +98,7 @@ class _Display:
             self._progress.update(self._task, completed=self.finished, line=line)
         else:
             step = self.finished * 4 // self.total
-            if step != self._last_line and status in ("success", "error", "killed"):
+            if step != self._last_line and status in JobState.FINISHED:
                 self._last_line = step
                 print(f"  {self.finished}/{self.total} finished  {line}", flush=True)
 
@@ -120,86 +123,105 @@ async def _demo(jobs: int, quiet: bool, live: bool) -> dict[str, Any]:
             workflow_endpoint=emu.url,
             poll=PollSettings(min_interval=0.5, max_interval=5.0),
         ) as td:
-            await td.databases.create(DATABASE)
-            await td.tables.create(DATABASE, TABLE)
-            base = int(time.time()) - 86_400
-            records = [
-                {
-                    "time": base + i * 60,
-                    "category": CATEGORIES[i % len(CATEGORIES)],
-                    "amount": round(rng.uniform(1, 200), 2),
-                    "user_id": f"u{i % 97}",
-                }
-                for i in range(1_000)
-            ]
-            imported = await td.imports.upload(DATABASE, TABLE, records)
-            _say(f"imported {imported.records} rows into {DATABASE}.{TABLE}", quiet)
-
-            project = await td.workflow.projects.push(
-                "daily_report",
-                {
-                    "daily_report.dig": WORKFLOW,
-                    "queries/count.sql": f"select count(*) from {TABLE}",
-                },
+            await _load(td, rng, quiet)
+            watched = await _watch_jobs(td, jobs, rng, quiet, live)
+            attempt = await _follow_attempt(td, quiet)
+            winner = next(
+                job_id for job_id in watched.ids if watched.final.get(job_id) == "success"
             )
-            _say(f"pushed workflow project {project.name} (revision {project.revision})", quiet)
-
-            issue_start = time.monotonic()
-            issued = await asyncio.gather(
-                *(td.jobs.issue(_query(i, rng), database=DATABASE) for i in range(jobs))
-            )
-            ids = [job.job_id for job in issued]
-            _say(
-                f"issued {len(ids)} queries in {time.monotonic() - issue_start:.1f}s; watching",
-                quiet,
-            )
-
-            before = td.stats.requests
-            watch_start = time.monotonic()
-            display = _Display(len(ids), live and not quiet)
-            final: dict[str, str] = {}
-            try:
-                async for event in td.jobs.watch(ids):
-                    if event.new_status in ("success", "error", "killed"):
-                        final[event.job_id] = event.new_status
-                    display.update(event.new_status, event.old_status, td.stats.requests - before)
-            finally:
-                display.close()
-            watch_requests = td.stats.requests - before
-            watch_seconds = time.monotonic() - watch_start
-
-            attempt = await td.workflow.attempts.start(
-                project="daily_report", workflow="daily_report"
-            )
-            _say(f"started attempt {attempt.id} of daily_report", quiet)
-            async for task_event in td.workflow.attempts.watch(attempt.id):
-                _say(
-                    f"  {task_event.task.full_name:<24} {task_event.old_state or '-'} -> "
-                    f"{task_event.new_state}",
-                    quiet,
-                )
-            attempt = await td.workflow.attempts.wait(attempt.id)
-
-            winner = next(job_id for job_id in ids if final.get(job_id) == "success")
-            with tempfile.TemporaryDirectory(prefix="aiotd-demo-") as tmp:
-                path = await td.jobs.download(winner, Path(tmp) / "result.csv", format="csv")
-                size = path.stat().st_size
-            rows = [row async for row in td.jobs.rows(winner)]
-            _say(f"downloaded job {winner}'s result: {size} bytes as csv, {len(rows)} rows", quiet)
-
-            outcome = Counter(final.values())
+            await _fetch_result(td, winner, quiet)
+            outcome = Counter(watched.final.values())
             return {
-                "jobs": len(ids),
+                "jobs": len(watched.ids),
                 "success": outcome.get("success", 0),
                 "error": outcome.get("error", 0),
-                "watch_requests": watch_requests,
-                "requests_per_job": round(watch_requests / len(ids), 3),
-                "watch_seconds": round(watch_seconds, 2),
+                "watch_requests": watched.requests,
+                "requests_per_job": round(watched.requests / len(watched.ids), 3),
+                "watch_seconds": round(watched.seconds, 2),
                 "attempt_status": attempt.status,
                 "requests_total": td.stats.requests,
                 "retries": td.stats.retries,
                 "seconds": round(time.monotonic() - started, 2),
             }
+
+
+async def _load(td: aiotd.Client, rng: random.Random, quiet: bool) -> None:
+    """The table the queries read, and the workflow project the attempt runs."""
+    await td.databases.create(DATABASE)
+    await td.tables.create(DATABASE, TABLE)
+    base = int(time.time()) - 86_400
+    records = [
+        {
+            "time": base + i * 60,
+            "category": CATEGORIES[i % len(CATEGORIES)],
+            "amount": round(rng.uniform(1, 200), 2),
+            "user_id": f"u{i % 97}",
+        }
+        for i in range(1_000)
+    ]
+    imported = await td.imports.upload(DATABASE, TABLE, records)
+    _say(f"imported {imported.records} rows into {DATABASE}.{TABLE}", quiet)
+    project = await td.workflow.projects.push(
+        "daily_report",
+        {"daily_report.dig": WORKFLOW, "queries/count.sql": f"select count(*) from {TABLE}"},
+    )
+    _say(f"pushed workflow project {project.name} (revision {project.revision})", quiet)
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """The jobs issued, how each ended, and what watching them cost."""
+
+    ids: list[str]
+    final: dict[str, str]
+    requests: int
+    seconds: float
+
+
+async def _watch_jobs(
+    td: aiotd.Client, jobs: int, rng: random.Random, quiet: bool, live: bool
+) -> _Watched:
+    """Issue ``jobs`` queries and watch them all to the end through the poll engine."""
+    issue_start = time.monotonic()
+    issued = await asyncio.gather(
+        *(td.jobs.issue(_query(i, rng), database=DATABASE) for i in range(jobs))
+    )
+    ids = [job.job_id for job in issued]
+    _say(f"issued {len(ids)} queries in {time.monotonic() - issue_start:.1f}s; watching", quiet)
+    before = td.stats.requests
+    watch_start = time.monotonic()
+    display = _Display(len(ids), live and not quiet)
+    final: dict[str, str] = {}
+    try:
+        async for event in td.jobs.watch(ids):
+            if event.new_status in JobState.FINISHED:
+                final[event.job_id] = event.new_status
+            display.update(event.new_status, event.old_status, td.stats.requests - before)
+    finally:
+        display.close()
+    return _Watched(ids, final, td.stats.requests - before, time.monotonic() - watch_start)
+
+
+async def _follow_attempt(td: aiotd.Client, quiet: bool) -> Attempt:
+    """Start the workflow and print its tasks' changes until it is done."""
+    attempt = await td.workflow.attempts.start(project="daily_report", workflow="daily_report")
+    _say(f"started attempt {attempt.id} of daily_report", quiet)
+    async for task_event in td.workflow.attempts.watch(attempt.id):
+        _say(
+            f"  {task_event.task.full_name:<24} {task_event.old_state or '-'} -> "
+            f"{task_event.new_state}",
+            quiet,
+        )
+    return await td.workflow.attempts.wait(attempt.id)
+
+
+async def _fetch_result(td: aiotd.Client, job_id: str, quiet: bool) -> None:
+    """Download one job's result as csv and stream its rows."""
+    with tempfile.TemporaryDirectory(prefix="aiotd-demo-") as tmp:
+        path = await td.jobs.download(job_id, Path(tmp) / "result.csv", format="csv")
+        size = path.stat().st_size
+    rows = [row async for row in td.jobs.rows(job_id)]
+    _say(f"downloaded job {job_id}'s result: {size} bytes as csv, {len(rows)} rows", quiet)
 
 
 def run_demo(*, jobs: int = 300, as_json: bool = False) -> int:

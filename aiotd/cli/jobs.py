@@ -11,23 +11,14 @@ from typing import Any
 
 import anyio
 
-from aiotd.cli._common import (
-    Output,
-    UsageError,
-    add_common_options,
-    duration,
-    make_client,
-    now,
-    show_table,
-    styled,
-    text,
-)
+from aiotd.cli._common import UsageError, add_common_options
+from aiotd.cli._config import make_client
+from aiotd.cli._render import Output, duration, now, show_table, styled, text
 from aiotd.errors import WaitTimeout
-from aiotd.models.core import Job, JobStatus
+from aiotd.models.core import Job, JobState, JobStatus
 
 __all__ = ["register"]
 
-FINISHED = ("success", "error", "killed")
 STATUSES = ("queued", "running", "success", "error")
 
 
@@ -138,7 +129,7 @@ async def kill_jobs(args: argparse.Namespace, out: Output) -> int:
         killed = await asyncio.gather(*(td.jobs.kill(job_id) for job_id in args.job_ids))
     for result in killed:
         out.record(result)
-        if result.former_status in FINISHED:
+        if result.former_status in JobState.FINISHED:
             out.line(f"job {result.job_id} had already finished ({result.former_status})")
         else:
             was = f" (was {result.former_status})" if result.former_status else ""
@@ -190,7 +181,7 @@ class _Board:
 
     @property
     def finished(self) -> int:
-        return sum(1 for s in self.status.values() if s in FINISHED)
+        return sum(1 for s in self.status.values() if s in JobState.FINISHED)
 
     def counts(self) -> Counter[str]:
         return Counter(self.status.get(job_id, "pending") for job_id in self.order)
@@ -204,9 +195,9 @@ class _Board:
 
     def _shown(self) -> list[str]:
         """Unfinished jobs first, then the most recently finished ones."""
-        pending = [j for j in self.order if self.status.get(j) not in FINISHED]
+        pending = [j for j in self.order if self.status.get(j) not in JobState.FINISHED]
         done = sorted(
-            (j for j in self.order if self.status.get(j) in FINISHED),
+            (j for j in self.order if self.status.get(j) in JobState.FINISHED),
             key=lambda j: -self.changed_at.get(j, 0.0),
         )
         return (pending + done)[: self.MAX_ROWS]

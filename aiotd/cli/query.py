@@ -12,7 +12,9 @@ from typing import Any
 
 import anyio
 
-from aiotd.cli._common import Output, UsageError, add_common_options, make_client
+from aiotd.cli._common import UsageError, add_common_options
+from aiotd.cli._config import make_client
+from aiotd.cli._render import Output
 from aiotd.core.jobs import ENGINES
 from aiotd.errors import WaitTimeout
 from aiotd.models.core import Job, JobStatus

@@ -10,17 +10,9 @@ from typing import Any
 
 import anyio
 
-from aiotd.cli._common import (
-    Output,
-    UsageError,
-    add_common_options,
-    duration,
-    make_client,
-    now,
-    show_table,
-    styled,
-    text,
-)
+from aiotd.cli._common import UsageError, add_common_options
+from aiotd.cli._config import make_client
+from aiotd.cli._render import Output, duration, now, show_table, styled, text
 from aiotd.errors import WaitTimeout
 from aiotd.models.workflow import Attempt, Task
 

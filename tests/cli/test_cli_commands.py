@@ -18,7 +18,9 @@ import pytest
 
 import aiotd
 from aiotd.cli import main
-from aiotd.cli._common import Output, UsageError, read_td_conf, resolve_settings
+from aiotd.cli._common import UsageError
+from aiotd.cli._config import read_td_conf, resolve_settings
+from aiotd.cli._render import Output
 from aiotd.testing import Emulator
 
 DB = "cli_db"
