@@ -14,6 +14,8 @@
       ClientClosed                                   work cut off by close() of the client
       WaitTimeout(last)                              a wait's deadline passed
       JobFailed(job) / AttemptFailed(attempt, failed_tasks)
+      JobNotFinished(job)                            a job's result asked for before it finished
+      ChecksumMismatch(sent, received)               TD acknowledged other bytes than were sent
 
 ``asyncio.CancelledError`` is never caught, wrapped or retried by aiotd.
 """
@@ -28,11 +30,13 @@ __all__ = [
     "AttemptFailed",
     "AuthError",
     "BadRequest",
+    "ChecksumMismatch",
     "ClientClosed",
     "Conflict",
     "DecodeError",
     "Forbidden",
     "JobFailed",
+    "JobNotFinished",
     "NotFound",
     "PaginationError",
     "RateLimited",
@@ -267,6 +271,32 @@ class AttemptFailed(TDError):
         if parts:
             text += " (" + "; ".join(parts) + ")"
         super().__init__(text)
+
+
+class JobNotFinished(TDError):
+    """A call that needs a finished job (its result) got one still queued or running;
+    ``job`` is the record as TD sent it. Wait for it first (``td.jobs.wait``)."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        status = getattr(job, "status", "?")
+        super().__init__(f"job {getattr(job, 'job_id', '?')} has not finished (status {status})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.job,))
+
+
+class ChecksumMismatch(TDError):
+    """TD acknowledged a body whose MD5 is not that of the bytes sent: ``sent`` and
+    ``received`` are the two hex digests."""
+
+    def __init__(self, message: str, *, sent: str = "", received: str = "") -> None:
+        self.sent = sent
+        self.received = received
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0],), {"sent": self.sent, "received": self.received})
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

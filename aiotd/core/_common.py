@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiotd._http import segment
+from aiotd._paging import Pager
 from aiotd.errors import Conflict
 from aiotd.models._base import Model, completed, relaxed
 from aiotd.models.core import IssuedJob
 
 if TYPE_CHECKING:
-    from aiotd._client import Client
+    from aiotd._resource import CoreResource
 
 __all__ = [
     "call_filled",
@@ -21,23 +22,35 @@ __all__ = [
     "epoch_seconds",
     "issue_once",
     "new_domain_key",
+    "one_page",
     "required",
     "table_segment",
 ]
 
 
 _M = TypeVar("_M", bound=Model)
+_T = TypeVar("_T")
+
+
+def one_page(fetch: Callable[[], Awaitable[Sequence[_T]]]) -> Pager[_T]:
+    """A Pager over a listing TD answers whole, in one response: ``await`` and ``async for``
+    both take that one request, so every ``list()`` reads the same way."""
+
+    async def page(_cursor: None) -> Sequence[_T]:
+        return await fetch()
+
+    return Pager(page, lambda _cursor, _page: None, None)
 
 
 async def call_filled(
-    client: Client,
+    resource: CoreResource,
     method: str,
     path: str,
     type_: type[_M],
     known: Mapping[str, str],
     **kwargs: Any,
 ) -> _M:
-    """``client._call`` for an answer that may leave out what the request already says.
+    """``resource._call`` for an answer that may leave out what the request already says.
 
     The fields of ``known`` may be missing from the body and are then taken from ``known``,
     so the answer always names what was asked about: td-client-python's recorded bodies of
@@ -45,7 +58,7 @@ async def call_filled(
     (``{"start"}``) carry none of them. A write TD applied is thus never reported as a
     DecodeError over a missing echo; every other required field is still required.
     """
-    answer = await client._call(method, path, relaxed(type_, tuple(known)), **kwargs)
+    answer = await resource._call(method, path, relaxed(type_, tuple(known)), **kwargs)
     return completed(answer, type_, known)
 
 
@@ -94,7 +107,7 @@ def new_domain_key() -> str:
 
 
 async def issue_once(
-    client: Client,
+    resource: CoreResource,
     path: str,
     *,
     database: str = "",
@@ -111,7 +124,7 @@ async def issue_once(
     known = {"database": database} if database else {}
     try:
         return await call_filled(
-            client, "POST", path, IssuedJob, known, data=data, json=json, idempotent=True
+            resource, "POST", path, IssuedJob, known, data=data, json=json, idempotent=True
         )
     except Conflict as exc:
         if exc.conflicts_with is None:

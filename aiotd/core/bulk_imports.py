@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
+from typing import Any
 
-import anyio
 import anyio.to_thread
 import msgpack
 
 from aiotd._http import segment
-from aiotd.core._common import call_filled, db_segment, table_segment
+from aiotd._paging import Pager
+from aiotd._polling import Engine
+from aiotd._resource import CoreResource
+from aiotd._waiting import wait_all as _wait_all
+from aiotd.core._common import call_filled, db_segment, one_page, table_segment
 from aiotd.core.imports import _gzip
 from aiotd.core.results_io import RowDecoder
-from aiotd.errors import Conflict, WaitTimeout
+from aiotd.errors import Conflict
 from aiotd.models.core import (
     BulkImport,
     BulkImportList,
@@ -22,9 +25,6 @@ from aiotd.models.core import (
     BulkImportPerform,
     BulkImportRef,
 )
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["BulkImports"]
 
@@ -56,18 +56,51 @@ def _pack(records: Iterable[Mapping[str, Any]]) -> bytes:
     return _gzip(bytes(out))
 
 
-class BulkImports:
+class _SessionKind:
+    """How the poll engine follows a session being committed (v3-api.md §1.12).
+
+    ``show`` is the whole record; TD has no listing of the sessions being committed. The
+    session is done once ``committed``: TD names no state for a commit that failed (a
+    commit that cannot start is refused with 400), and td-client-python's
+    ``commit(wait=True)`` likewise polls ``show`` until ``committed``.
+    """
+
+    name = "bulk import"
+
+    def __init__(self, bulk_imports: BulkImports) -> None:
+        self._bulk_imports = bulk_imports
+
+    async def fetch(self, item_id: str) -> BulkImport:
+        return await self._bulk_imports.get(item_id)
+
+    async def fetch_final(self, item_id: str) -> BulkImport:
+        return await self._bulk_imports.get(item_id)
+
+    def status(self, record: BulkImport) -> str:
+        return record.status or ""
+
+    def finished(self, record: BulkImport) -> bool:
+        return record.status == "committed"
+
+    def needs_final(self, record: BulkImport) -> bool:
+        return False
+
+    def may_hide(self, status: str | None) -> bool:
+        return False
+
+    async def listing(self, watched: Sequence[str], page_budget: int) -> None:
+        return None
+
+
+class BulkImports(CoreResource):
     """Bulk import sessions: ``/v3/bulk_import/...`` (v3-api.md §1.12).
 
     The flow: ``create`` -> ``upload_part`` (any number, any order) -> ``freeze`` ->
     ``perform`` (a job that validates the parts) -> ``commit`` (records become visible).
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
     async def create(
-        self, name: str, database: str, table: str, *, exist_ok: bool = False, **extra: Any
+        self, name: str, *, database: str, table: str, exist_ok: bool = False, **extra: Any
     ) -> BulkImportRef:
         """Open a session writing into ``database.table``; Conflict if the name is taken.
 
@@ -78,7 +111,7 @@ class BulkImports:
         )
         try:
             return await call_filled(
-                self._client,
+                self,
                 "POST",
                 path,
                 BulkImportRef,
@@ -91,20 +124,23 @@ class BulkImports:
                 raise
             return BulkImportRef(name=name, bulk_import=name)
 
-    async def list(self) -> builtins.list[BulkImport]:
-        """Every session of the account."""
-        return (
-            await self._client._call("GET", "/v3/bulk_import/list", BulkImportList)
-        ).bulk_imports
+    def list(self) -> Pager[BulkImport]:
+        """Every session of the account: ``await`` or ``async for`` (one response)."""
+
+        async def fetch() -> builtins.list[BulkImport]:
+            path = "/v3/bulk_import/list"
+            return (await self._call("GET", path, BulkImportList)).bulk_imports
+
+        return one_page(fetch)
 
     async def get(self, name: str) -> BulkImport:
         """``bulk_import/show``: the session's status, counts and job."""
-        return await self._client._call("GET", f"/v3/bulk_import/show/{segment(name)}", BulkImport)
+        return await self._call("GET", f"/v3/bulk_import/show/{segment(name)}", BulkImport)
 
     async def list_parts(self, name: str) -> BulkImportParts:
         """The names of the parts uploaded so far."""
         path = f"/v3/bulk_import/list_parts/{segment(name)}"
-        return await call_filled(self._client, "GET", path, BulkImportParts, _known(name))
+        return await call_filled(self, "GET", path, BulkImportParts, _known(name))
 
     async def upload_part(
         self,
@@ -129,7 +165,7 @@ class BulkImports:
                 batch = builtins.list(records)
             body = await anyio.to_thread.run_sync(_pack, batch)
         return await call_filled(
-            self._client,
+            self,
             "PUT",
             path,
             BulkImportRef,
@@ -142,21 +178,17 @@ class BulkImports:
     async def delete_part(self, name: str, part: str) -> BulkImportRef:
         """Remove an uploaded part; sent once."""
         path = f"/v3/bulk_import/delete_part/{segment(name)}/{_part_name(part)}"
-        return await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
+        return await call_filled(self, "POST", path, BulkImportRef, _known(name))
 
     async def freeze(self, name: str) -> BulkImportRef:
         """Refuse further parts (needed before ``perform``); repeating it is harmless."""
         path = f"/v3/bulk_import/freeze/{segment(name)}"
-        return await call_filled(
-            self._client, "POST", path, BulkImportRef, _known(name), idempotent=True
-        )
+        return await call_filled(self, "POST", path, BulkImportRef, _known(name), idempotent=True)
 
     async def unfreeze(self, name: str) -> BulkImportRef:
         """Accept parts again; repeating it is harmless."""
         path = f"/v3/bulk_import/unfreeze/{segment(name)}"
-        return await call_filled(
-            self._client, "POST", path, BulkImportRef, _known(name), idempotent=True
-        )
+        return await call_filled(self, "POST", path, BulkImportRef, _known(name), idempotent=True)
 
     async def perform(
         self,
@@ -175,51 +207,35 @@ class BulkImports:
         """
         path = f"/v3/bulk_import/perform/{segment(name)}"
         form = {"priority": priority, **extra}
-        ref = await call_filled(
-            self._client, "POST", path, BulkImportPerform, _known(name), data=form
-        )
+        ref = await call_filled(self, "POST", path, BulkImportPerform, _known(name), data=form)
         if wait:
-            job = await self._client.jobs.wait(ref.job_id, timeout=timeout)
-            job.raise_for_status()
+            await self._client.jobs.wait(ref.job_id, timeout=timeout, raise_on_failure=True)
         return ref
 
     async def commit(
-        self,
-        name: str,
-        *,
-        wait: bool = False,
-        timeout: float | None = None,
-        interval: float = 1.0,
+        self, name: str, *, wait: bool = False, timeout: float | None = None
     ) -> BulkImportRef:
         """Make the performed records visible in the table; sent once.
 
-        TD commits in the background: with ``wait``, ``show`` is polled until the session
-        is ``committed`` (WaitTimeout with the last session seen after ``timeout``).
+        TD commits in the background: with ``wait``, the client's poll engine follows the
+        session until it is ``committed`` (its intervals are the client's ``PollSettings``;
+        WaitTimeout with the last session seen after ``timeout``).
         """
         path = f"/v3/bulk_import/commit/{segment(name)}"
-        ref = await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
+        ref = await call_filled(self, "POST", path, BulkImportRef, _known(name))
         if wait:
-            await self._wait_committed(name, timeout=timeout, interval=interval)
+            await _wait_all(self._sessions, [name], timeout=timeout)
         return ref
 
-    async def _wait_committed(
-        self, name: str, *, timeout: float | None, interval: float
-    ) -> BulkImport:
-        last: BulkImport | None = None
-        with anyio.move_on_after(timeout):
-            delay = min(interval, 0.2)
-            while True:
-                last = await self.get(name)
-                if last.status == "committed":
-                    return last
-                await anyio.sleep(delay)
-                delay = min(interval, delay * 2)
-        raise WaitTimeout(f"bulk import {name} not committed after {timeout}s", last)
+    @property
+    def _sessions(self) -> Engine[BulkImport]:
+        """The poll engine of this client's committing sessions."""
+        return self._engine(lambda sessions, s: Engine(_SessionKind(sessions), s))
 
     async def delete(self, name: str) -> BulkImportRef:
         """Delete the session and its parts; sent once."""
         path = f"/v3/bulk_import/delete/{segment(name)}"
-        return await call_filled(self._client, "POST", path, BulkImportRef, _known(name))
+        return await call_filled(self, "POST", path, BulkImportRef, _known(name))
 
     async def error_records(
         self, name: str, *, chunk_size: int = 1 << 16
@@ -227,7 +243,7 @@ class BulkImports:
         """The records ``perform`` rejected, streamed from TD's gzip'd msgpack (may be none)."""
         path = f"/v3/bulk_import/error_records/{segment(name)}"
         decoder = RowDecoder(gzip=True)
-        async with self._client._stream(path) as resp:
+        async with self._stream(path) as resp:
             async for chunk in resp.iter_chunks(chunk_size):
                 for record in decoder.feed(chunk):
                     yield record

@@ -5,15 +5,18 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiotd._http import segment
+from aiotd._paging import Pager
+from aiotd._resource import CoreResource
 from aiotd.core._common import (
     call_filled,
     db_segment,
     epoch_seconds,
     issue_once,
     new_domain_key,
+    one_page,
     required,
 )
 from aiotd.models.core import (
@@ -23,9 +26,6 @@ from aiotd.models.core import (
     BulkLoadSession,
     IssuedJob,
 )
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Connectors"]
 
@@ -53,15 +53,12 @@ def _config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class Connectors:
+class Connectors(CoreResource):
     """Bulk loads of the core API: ``/v3/bulk_loads/...`` (JSON in and out, v3-api.md §1.13)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     async def guess(self, config: Mapping[str, Any]) -> BulkLoadGuess:
         """Complete a partial configuration (parser, columns); changes nothing, so retried."""
-        return await self._client._call(
+        return await self._call(
             "POST",
             "/v3/bulk_loads/guess",
             BulkLoadGuess,
@@ -71,7 +68,7 @@ class Connectors:
 
     async def preview(self, config: Mapping[str, Any]) -> BulkLoadPreview:
         """The columns and first records the configuration would load; retried."""
-        return await self._client._call(
+        return await self._call(
             "POST",
             "/v3/bulk_loads/preview",
             BulkLoadPreview,
@@ -85,17 +82,21 @@ class Connectors:
         path = f"/v3/job/issue/bulkload/{db_segment(database)}"
         # the answer is {"job_id": 12345} alone (samples/v3/job_issue_bulkload.json)
         known = {"database": database}
-        return await call_filled(self._client, "POST", path, IssuedJob, known, json=body)
+        return await call_filled(self, "POST", path, IssuedJob, known, json=body)
 
-    async def list(self) -> builtins.list[BulkLoadSession]:
-        """Every saved bulk load."""
-        return await self._client._call("GET", "/v3/bulk_loads", builtins.list[BulkLoadSession])
+    def list(self) -> Pager[BulkLoadSession]:
+        """Every saved bulk load: ``await`` or ``async for`` (one response)."""
+
+        async def fetch() -> builtins.list[BulkLoadSession]:
+            return await self._call("GET", "/v3/bulk_loads", builtins.list[BulkLoadSession])
+
+        return one_page(fetch)
 
     async def create(
         self,
         name: str,
-        config: Mapping[str, Any],
         *,
+        config: Mapping[str, Any],
         database: str,
         table: str,
         cron: str | None = None,
@@ -113,12 +114,12 @@ class Connectors:
         optional = {"cron": cron, "timezone": timezone, "delay": delay, "time_column": time_column}
         body.update({k: v for k, v in optional.items() if v is not None})
         return await call_filled(
-            self._client, "POST", "/v3/bulk_loads", BulkLoadSession, {"name": name}, json=body
+            self, "POST", "/v3/bulk_loads", BulkLoadSession, {"name": name}, json=body
         )
 
     async def get(self, name: str) -> BulkLoadSession:
         """One saved bulk load."""
-        return await self._client._call("GET", f"/v3/bulk_loads/{segment(name)}", BulkLoadSession)
+        return await self._call("GET", f"/v3/bulk_loads/{segment(name)}", BulkLoadSession)
 
     async def update(self, name: str, **settings: Any) -> BulkLoadSession:
         """Replace the settings given (``cron``, ``config``...); idempotent, so retried."""
@@ -127,7 +128,7 @@ class Connectors:
         if "config" in settings:
             settings["config"] = _config(settings["config"])
         return await call_filled(
-            self._client,
+            self,
             "PUT",
             f"/v3/bulk_loads/{segment(name)}",
             BulkLoadSession,
@@ -139,13 +140,16 @@ class Connectors:
     async def delete(self, name: str) -> BulkLoadSession:
         """Delete a saved bulk load; TD answers with what it was. Sent once."""
         path = f"/v3/bulk_loads/{segment(name)}"
-        return await call_filled(self._client, "DELETE", path, BulkLoadSession, {"name": name})
+        return await call_filled(self, "DELETE", path, BulkLoadSession, {"name": name})
 
-    async def history(self, name: str) -> builtins.list[BulkLoadJob]:
-        """The jobs the saved load ran."""
-        return await self._client._call(
-            "GET", f"/v3/bulk_loads/{segment(name)}/jobs", builtins.list[BulkLoadJob]
-        )
+    def history(self, name: str) -> Pager[BulkLoadJob]:
+        """The jobs the saved load ran: ``await`` or ``async for`` (one response)."""
+        path = f"/v3/bulk_loads/{segment(name)}/jobs"
+
+        async def fetch() -> builtins.list[BulkLoadJob]:
+            return await self._call("GET", path, builtins.list[BulkLoadJob])
+
+        return one_page(fetch)
 
     async def run(
         self,
@@ -161,4 +165,4 @@ class Connectors:
         if scheduled_time is not None:
             body["scheduled_time"] = epoch_seconds(scheduled_time, "scheduled_time")
         path = f"/v3/bulk_loads/{segment(name)}/jobs"
-        return await issue_once(self._client, path, json=body)
+        return await issue_once(self, path, json=body)

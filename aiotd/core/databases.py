@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiotd.core._common import call_filled, db_segment
+from aiotd._paging import Pager
+from aiotd._resource import CoreResource
+from aiotd.core._common import call_filled, db_segment, one_page
 from aiotd.errors import Conflict, NotFound
 from aiotd.models.core import Database, DatabaseList, DatabaseRef
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Databases"]
 
 
-class Databases:
+class Databases(CoreResource):
     """Databases of the core API: ``/v3/database/...`` (v3-api.md §1.3)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def list(self) -> Pager[Database]:
+        """Every database the key can see: ``await`` or ``async for`` (TD answers them in one
+        response)."""
 
-    async def list(self) -> builtins.list[Database]:
-        """Every database the key can see (TD answers them in one response)."""
-        return (await self._client._call("GET", "/v3/database/list", DatabaseList)).databases
+        async def fetch() -> builtins.list[Database]:
+            return (await self._call("GET", "/v3/database/list", DatabaseList)).databases
+
+        return one_page(fetch)
 
     async def get(self, database: str) -> Database:
         """``database/show``: one database; NotFound if it does not exist."""
-        return await self._client._call(
-            "GET", f"/v3/database/show/{db_segment(database)}", Database
-        )
+        return await self._call("GET", f"/v3/database/show/{db_segment(database)}", Database)
 
     async def create(self, database: str, *, exist_ok: bool = False, **extra: Any) -> DatabaseRef:
         """Create a database; Conflict if it exists, unless ``exist_ok``.
@@ -42,7 +41,7 @@ class Databases:
         known = {"database": database}
         try:
             return await call_filled(
-                self._client, "POST", path, DatabaseRef, known, data=extra, idempotent=exist_ok
+                self, "POST", path, DatabaseRef, known, data=extra, idempotent=exist_ok
             )
         except Conflict:
             if not exist_ok:
@@ -58,9 +57,7 @@ class Databases:
         path = f"/v3/database/delete/{db_segment(database)}"
         known = {"database": database}
         try:
-            return await call_filled(
-                self._client, "POST", path, DatabaseRef, known, idempotent=missing_ok
-            )
+            return await call_filled(self, "POST", path, DatabaseRef, known, idempotent=missing_ok)
         except NotFound:
             if not missing_ok:
                 raise

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiotd._resource import CoreResource
 from aiotd.core._common import (
     db_segment,
     epoch_seconds,
@@ -15,20 +16,14 @@ from aiotd.core._common import (
 )
 from aiotd.models.core import IssuedJob
 
-if TYPE_CHECKING:
-    from aiotd._client import Client
-
 __all__ = ["EXPORT_FORMATS", "Exports"]
 
 #: ``file_format`` values ``export/run`` takes (v3-api.md §1.7).
 EXPORT_FORMATS = ("jsonl.gz", "tsv.gz", "json.gz")
 
 
-class Exports:
+class Exports(CoreResource):
     """Table exports: ``POST /v3/export/run/{db}/{table}`` (v3-api.md §1.7)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     async def run(
         self,
@@ -73,4 +68,4 @@ class Exports:
             **extra,
         }
         path = f"/v3/export/run/{db_segment(database)}/{table_segment(table)}"
-        return await issue_once(self._client, path, database=database, data=form)
+        return await issue_once(self, path, database=database, data=form)

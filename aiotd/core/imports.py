@@ -17,20 +17,18 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, M
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import msgpack
 import msgspec
 
+from aiotd._resource import CoreResource
 from aiotd.core._common import db_segment, table_segment
 from aiotd.core.results_io import RowDecoder
-from aiotd.errors import TDError
+from aiotd.errors import ChecksumMismatch
 from aiotd.models.core import ImportResult
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["FILE_FORMATS", "ImportSummary", "Imports", "check_record", "read_records"]
 
@@ -183,11 +181,8 @@ def read_records(path: str | os.PathLike[str], format: str) -> Iterator[Any]:
         raise ValueError(f"format must be one of {', '.join(FILE_FORMATS)}, not {format!r}")
 
 
-class Imports:
+class Imports(CoreResource):
     """Streaming import into tables: ``/v3/table/import_with_id/...``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     async def upload(
         self,
@@ -221,13 +216,18 @@ class Imports:
                 try:
                     body = await anyio.to_thread.run_sync(_gzip, raw)
                     path = f"{base}/{uuid.uuid4().hex}/msgpack.gz"
-                    result = await self._client._call(
+                    result = await self._call(
                         "PUT", path, ImportResult, data=body, headers=_OCTETS, idempotent=True
                     )
+                    # TD answers the MD5 of what it got; td-client-go checks it the same way
+                    # ("Checksum mismatch", v3-api.md §1.5)
                     digest = hashlib.md5(body).hexdigest()
                     if result.md5_hex and result.md5_hex != digest:
-                        raise TDError(
-                            f"import part {number}: TD received md5 {result.md5_hex}, sent {digest}"
+                        raise ChecksumMismatch(
+                            f"import part {number}: TD received md5 {result.md5_hex}, "
+                            f"sent {digest}",
+                            sent=digest,
+                            received=result.md5_hex,
                         )
                     results[number] = result
                     totals["records"] += count

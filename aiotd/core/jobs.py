@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from aiotd._http import segment
 from aiotd._paging import Pager, offset_pager
 from aiotd._polling import Engine, Listing
+from aiotd._resource import CoreResource
 from aiotd._waiting import as_completed as _as_completed
 from aiotd._waiting import wait_all as _wait_all
 from aiotd._waiting import watch as _watch
 from aiotd.core._common import call_filled, db_segment, issue_once, new_domain_key
 from aiotd.core.results_io import RESULT_FORMATS, RowDecoder
-from aiotd.errors import DecodeError, JobFailed, TDError, TransportError
+from aiotd.errors import DecodeError, JobFailed, JobNotFinished, TDError, TransportError
 from aiotd.models.core import (
     Column,
     IssuedJob,
@@ -33,7 +34,6 @@ from aiotd.models.core import (
 )
 
 if TYPE_CHECKING:
-    from aiotd._client import Client
     from aiotd._http import StreamResponse
 
 __all__ = ["ENGINES", "JobEvent", "Jobs"]
@@ -146,12 +146,8 @@ def _file_target(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return target
 
 
-class Jobs:
+class Jobs(CoreResource):
     """Jobs of the core API: ``/v3/job/...``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._engine: Engine[JobStatus | Job] | None = None
 
     # -- single calls
 
@@ -191,11 +187,11 @@ class Jobs:
             **extra,
         }
         path = f"/v3/job/issue/{engine}/{db_segment(database)}"
-        return await issue_once(self._client, path, database=database, data=form)
+        return await issue_once(self, path, database=database, data=form)
 
     async def get(self, job_id: str | int) -> Job:
         """``job/show``: the full record, with ``debug.cmdout`` and ``debug.stderr``."""
-        return await self._client._call("GET", f"/v3/job/show/{segment(job_id)}", Job)
+        return await self._call("GET", f"/v3/job/show/{segment(job_id)}", Job)
 
     async def status(self, job_id: str | int) -> JobStatus:
         """``job/status``: the light record meant for polling.
@@ -204,25 +200,25 @@ class Jobs:
         fixture is ``{"status": "RUNNING"}`` alone); a body without ``status`` is a DecodeError.
         """
         path = f"/v3/job/status/{segment(job_id)}"
-        return await call_filled(self._client, "GET", path, JobStatus, {"job_id": str(job_id)})
+        return await call_filled(self, "GET", path, JobStatus, {"job_id": str(job_id)})
 
     async def status_by_domain_key(self, domain_key: str) -> JobStatus:
         """The job issued with ``domain_key``."""
         path = f"/v3/job/status_by_domain_key/{segment(domain_key)}"
-        return await self._client._call("GET", path, JobStatus)
+        return await self._call("GET", path, JobStatus)
 
     async def kill(self, job_id: str | int) -> KilledJob:
         """Ask TD to kill a job; ``former_status`` tells whether it was still running."""
         path = f"/v3/job/kill/{segment(job_id)}"
         known = {"job_id": str(job_id)}
-        return await call_filled(self._client, "POST", path, KilledJob, known, idempotent=True)
+        return await call_filled(self, "POST", path, KilledJob, known, idempotent=True)
 
-    async def result_export(self, job_id: str | int, result_url: str) -> IssuedJob:
+    async def result_export(self, job_id: str | int, *, result_url: str) -> IssuedJob:
         """Write a finished job's result to ``result_url``; returns the export job."""
         if not result_url:
             raise ValueError("result_url must not be empty")
         path = f"/v3/job/result_export/{segment(job_id)}"
-        return await self._client._call("POST", path, IssuedJob, data={"result": result_url})
+        return await self._call("POST", path, IssuedJob, data={"result": result_url})
 
     async def _page(
         self,
@@ -244,7 +240,7 @@ class Jobs:
             "to_id": to_id,
             "slower_than": slower_than,
         }
-        return await self._client._call("GET", "/v3/job/list", shape, params=params)
+        return await self._call("GET", "/v3/job/list", shape, params=params)
 
     def list(
         self,
@@ -288,17 +284,27 @@ class Jobs:
     @property
     def engine(self) -> Engine[JobStatus | Job]:
         """The poll engine every waiter of this client shares."""
-        if self._engine is None:
-            settings = self._client._poll_settings
-            kind = _JobKind(self, settings.list_page_size)
-            self._engine = self._client._register_engine(Engine(kind, settings))
-        return self._engine
+        return self._engine(lambda jobs, s: Engine(_JobKind(jobs, s.list_page_size), s))
 
     async def wait(
-        self, job_id: str | int, *, timeout: float | None = None, kill_on_cancel: bool = False
+        self,
+        job_id: str | int,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        kill_on_cancel: bool = False,
     ) -> Job:
-        """Wait until the job finishes and return its full record (failed jobs included)."""
-        (job,) = await self.wait_all([job_id], timeout=timeout, kill_on_cancel=kill_on_cancel)
+        """Wait until the job finishes and return its full record.
+
+        A failed job is returned as it is (use ``raise_for_status()``), unless
+        ``raise_on_failure`` raises its ``JobFailed``.
+        """
+        (job,) = await self.wait_all(
+            [job_id],
+            timeout=timeout,
+            raise_on_failure=raise_on_failure,
+            kill_on_cancel=kill_on_cancel,
+        )
         return job
 
     async def wait_all(
@@ -357,7 +363,7 @@ class Jobs:
         """
         path = f"/v3/job/result/{segment(job_id)}"
         params = {"format": fmt, "header": header}
-        budget = self._client._http.retry_budget()
+        budget = self._retry_budget()
         offset = 0
         total: int | None = None
         #: the ETag a resumed request sends as If-Range; None when the bytes cannot be resumed
@@ -367,7 +373,7 @@ class Jobs:
             if offset and validator is not None:
                 headers |= {"Range": f"bytes={offset}-", "If-Range": validator}
             try:
-                async with self._client._stream(
+                async with self._stream(
                     path, params=params, headers=headers, retries=False
                 ) as resp:
                     if not offset:
@@ -450,14 +456,15 @@ class Jobs:
         name in the same directory, then renamed). For ``msgpack.gz`` the byte count is
         checked against the job's ``result_size``. ``progress(done, total)`` is called per
         chunk (``total`` is None when TD does not say). An existing file is replaced only
-        with ``overwrite=True``.
+        with ``overwrite=True``. A job still running raises ``JobNotFinished``, a failed one
+        ``JobFailed``.
         """
         if format not in RESULT_FORMATS:
             raise ValueError(f"format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
         target = _file_target(path, overwrite=overwrite)
         job = await self.get(job_id)
         if not job.finished:
-            raise TDError(f"job {job.job_id} has not finished (status {job.status})")
+            raise JobNotFinished(job)
         job.raise_for_status()
         expected = job.result_size if format == "msgpack.gz" else None
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiotd._http import segment
 from aiotd._paging import Pager, offset_pager
-from aiotd.core._common import call_filled, epoch_seconds, new_domain_key, required
+from aiotd._resource import CoreResource
+from aiotd.core._common import call_filled, epoch_seconds, new_domain_key, one_page, required
 from aiotd.core.jobs import ENGINES
 from aiotd.errors import Conflict
 from aiotd.models.core import (
@@ -20,9 +21,6 @@ from aiotd.models.core import (
     ScheduleRunJob,
     parse_priority,
 )
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Schedules"]
 
@@ -64,15 +62,12 @@ def _form(
     }
 
 
-class Schedules:
+class Schedules(CoreResource):
     """Saved queries of the core API: ``/v3/schedule/...`` (v3-api.md §1.8).
 
     ``cron`` takes ``@daily``/``@hourly``/a 5-field cron, or ``""`` for a query that runs
     only when asked (``run``).
     """
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
 
     async def create(
         self,
@@ -110,11 +105,16 @@ class Schedules:
             result_url=result_url,
             extra=extra,
         )
-        return await call_filled(self._client, "POST", path, Schedule, {"name": name}, data=form)
+        return await call_filled(self, "POST", path, Schedule, {"name": name}, data=form)
 
-    async def list(self) -> builtins.list[Schedule]:
-        """Every saved query, with ``next_time`` for the scheduled ones."""
-        return (await self._client._call("GET", "/v3/schedule/list", ScheduleList)).schedules
+    def list(self) -> Pager[Schedule]:
+        """Every saved query, with ``next_time`` for the scheduled ones: ``await`` or
+        ``async for`` (one response)."""
+
+        async def fetch() -> builtins.list[Schedule]:
+            return (await self._call("GET", "/v3/schedule/list", ScheduleList)).schedules
+
+        return one_page(fetch)
 
     async def update(
         self,
@@ -152,13 +152,13 @@ class Schedules:
         if all(value is None for value in form.values()):
             raise ValueError("give at least one field to update")
         return await call_filled(
-            self._client, "POST", path, Schedule, {"name": name}, data=form, idempotent=True
+            self, "POST", path, Schedule, {"name": name}, data=form, idempotent=True
         )
 
     async def delete(self, name: str) -> Schedule:
         """Delete a saved query; TD answers with what it was. Sent once (a repeat is 404)."""
         path = f"/v3/schedule/delete/{segment(name)}"
-        return await call_filled(self._client, "POST", path, Schedule, {"name": name})
+        return await call_filled(self, "POST", path, Schedule, {"name": name})
 
     def history(
         self, name: str, *, page_size: int = 20, limit: int | None = None
@@ -169,15 +169,15 @@ class Schedules:
         async def fetch(from_: int, to: int) -> builtins.list[ScheduledJob]:
             # `to` is exclusive here, unlike job/list (v3-api.md §1.8, §7.7)
             params = {"from": from_, "to": to + 1}
-            return (await self._client._call("GET", path, ScheduleHistory, params=params)).history
+            return (await self._call("GET", path, ScheduleHistory, params=params)).history
 
         return offset_pager(fetch, page_size=page_size, limit=limit, key=lambda job: job.job_id)
 
     async def run(
         self,
         name: str,
-        time: int | datetime,
         *,
+        time: int | datetime,
         num: int | None = None,
         domain_key: str | None = None,
     ) -> ScheduleRun:
@@ -193,7 +193,7 @@ class Schedules:
         path = f"/v3/schedule/run/{segment(name)}/{scheduled}"
         form = {"num": num, "domain_key": key}
         try:
-            return await self._client._call("POST", path, ScheduleRun, data=form, idempotent=True)
+            return await self._call("POST", path, ScheduleRun, data=form, idempotent=True)
         except Conflict as exc:
             if exc.conflicts_with is None:
                 raise

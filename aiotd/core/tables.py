@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from aiotd.core._common import call_filled, db_segment, table_segment
+from aiotd._paging import Pager
+from aiotd._resource import CoreResource
+from aiotd.core._common import call_filled, db_segment, one_page, table_segment
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict, DecodeError, NotFound
 from aiotd.models.core import Column, Table, TableList, TableRef, TableSwap
-
-if TYPE_CHECKING:
-    from aiotd._client import Client
 
 __all__ = ["Tables", "schema_text"]
 
@@ -40,21 +39,22 @@ def schema_text(columns: Iterable[Column | Sequence[str]]) -> str:
     return msgspec.json.encode(entries).decode()
 
 
-class Tables:
+class Tables(CoreResource):
     """Tables of the core API: ``/v3/table/...`` (v3-api.md §1.4)."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    async def list(self, database: str) -> builtins.list[Table]:
-        """Every table of ``database`` (one response)."""
+    def list(self, database: str) -> Pager[Table]:
+        """Every table of ``database``: ``await`` or ``async for`` (one response)."""
         path = f"/v3/table/list/{db_segment(database)}"
-        return (await self._client._call("GET", path, TableList)).tables
+
+        async def fetch() -> builtins.list[Table]:
+            return (await self._call("GET", path, TableList)).tables
+
+        return one_page(fetch)
 
     async def get(self, database: str, table: str) -> Table:
         """``table/show``: one table with its count, schema and settings."""
         path = f"/v3/table/show/{db_segment(database)}/{table_segment(table)}"
-        return await self._client._call("GET", path, Table)
+        return await self._call("GET", path, Table)
 
     async def create(
         self,
@@ -75,7 +75,7 @@ class Tables:
         known = {"database": database, "table": table}
         try:
             return await call_filled(
-                self._client, "POST", path, TableRef, known, data=form, idempotent=exist_ok
+                self, "POST", path, TableRef, known, data=form, idempotent=exist_ok
             )
         except Conflict:
             if not exist_ok:
@@ -87,9 +87,7 @@ class Tables:
         path = f"/v3/table/delete/{db_segment(database)}/{table_segment(table)}"
         known = {"database": database, "table": table}
         try:
-            return await call_filled(
-                self._client, "POST", path, TableRef, known, idempotent=missing_ok
-            )
+            return await call_filled(self, "POST", path, TableRef, known, idempotent=missing_ok)
         except NotFound:
             if not missing_ok:
                 raise
@@ -101,18 +99,16 @@ class Tables:
             f"/v3/table/swap/{db_segment(database)}/{table_segment(table1)}/{table_segment(table2)}"
         )
         known = {"database": database, "table1": table1, "table2": table2}
-        return await call_filled(self._client, "POST", path, TableSwap, known)
+        return await call_filled(self, "POST", path, TableSwap, known)
 
     async def update_schema(
-        self, database: str, table: str, columns: Iterable[Column | Sequence[str]]
+        self, database: str, table: str, *, columns: Iterable[Column | Sequence[str]]
     ) -> TableRef:
         """Replace the table's schema; setting the same schema twice is harmless, so retried."""
         form = {"schema": schema_text(columns)}
         path = f"/v3/table/update-schema/{db_segment(database)}/{table_segment(table)}"
         known = {"database": database, "table": table}
-        return await call_filled(
-            self._client, "POST", path, TableRef, known, data=form, idempotent=True
-        )
+        return await call_filled(self, "POST", path, TableRef, known, data=form, idempotent=True)
 
     async def update(
         self,
@@ -131,19 +127,18 @@ class Tables:
         form = {"expire_days": expire_days, "include_v": include_v, "detect_schema": detect_schema}
         path = f"/v3/table/update/{db_segment(database)}/{table_segment(table)}"
         known = {"database": database, "table": table}
-        return await call_filled(
-            self._client, "POST", path, TableRef, known, data=form, idempotent=True
-        )
+        return await call_filled(self, "POST", path, TableRef, known, data=form, idempotent=True)
 
-    async def change_database(self, database: str, table: str, destination: str) -> TableRef:
-        """Move a table to another database; sent once (a repeated move answers 404)."""
+    async def change_database(self, database: str, table: str, *, destination: str) -> TableRef:
+        """Move a table to the database ``destination``; sent once (a repeated move answers
+        404)."""
         if not destination:
             raise ValueError("destination database must not be empty")
         form = {"dest_database_name": destination}
         path = f"/v3/table/change_database/{db_segment(database)}/{table_segment(table)}"
         # the answer names the table where it now is (a Ruby spec: {"database": "dst_db"})
         known = {"database": destination, "table": table}
-        return await call_filled(self._client, "POST", path, TableRef, known, data=form)
+        return await call_filled(self, "POST", path, TableRef, known, data=form)
 
     async def tail(
         self, database: str, table: str, *, count: int = 30
@@ -156,7 +151,7 @@ class Tables:
             raise ValueError(f"count must be a positive int, not {count!r}")
         path = f"/v3/table/tail/{db_segment(database)}/{table_segment(table)}"
         params = {"count": count, "format": "msgpack"}
-        response = await self._client._request("GET", path, params=params)
+        response = await self._request("GET", path, params=params)
         decoder = RowDecoder(gzip=False)
         records: builtins.list[dict[str, Any]] = []
         for record in decoder.feed(response.body):

@@ -50,7 +50,7 @@ async def test_guess_then_preview_the_guessed_configuration(td: aiotd.Client) ->
 async def test_saved_load_create_get_list_update_delete(td: aiotd.Client) -> None:
     created = await td.connectors.create(
         "daily_logs",
-        SOURCE,
+        config=SOURCE,
         database="loads",
         table="events",
         cron="@daily",
@@ -67,10 +67,11 @@ async def test_saved_load_create_get_list_update_delete(td: aiotd.Client) -> Non
     assert created.config["in"] == SOURCE
     assert await td.connectors.get("daily_logs") == created
     assert await td.connectors.list() == [created]
+    assert [load async for load in td.connectors.list()] == [created]
     with pytest.raises(errors.Conflict):
-        await td.connectors.create("daily_logs", SOURCE, database="loads", table="events")
+        await td.connectors.create("daily_logs", config=SOURCE, database="loads", table="events")
     with pytest.raises(errors.NotFound):
-        await td.connectors.create("other", SOURCE, database="loads", table="missing")
+        await td.connectors.create("other", config=SOURCE, database="loads", table="missing")
     updated = await td.connectors.update("daily_logs", cron="0 * * * *", time_column="c1")
     assert (updated.cron, updated.time_column, updated.timezone) == (
         "0 * * * *",
@@ -87,12 +88,12 @@ async def test_saved_load_create_get_list_update_delete(td: aiotd.Client) -> Non
 
 
 async def test_run_loads_rows_and_shows_in_the_history(td: aiotd.Client) -> None:
-    await td.connectors.create("hourly", SOURCE, database="loads", table="events")
+    await td.connectors.create("hourly", config=SOURCE, database="loads", table="events")
     issued = await td.connectors.run("hourly", scheduled_time=1_700_000_000)
     assert issued.existing is False
     job = await td.jobs.wait(issued.job_id, timeout=10)
     assert (job.type, job.status) == ("bulkload", "success")
-    (run,) = await td.connectors.history("hourly")
+    (run,) = [job async for job in td.connectors.history("hourly")]
     assert (run.job_id, run.status, run.records) == (issued.job_id, "success", 10)
     assert run.database is not None
     assert run.table is not None
@@ -106,7 +107,7 @@ async def test_run_loads_rows_and_shows_in_the_history(td: aiotd.Client) -> None
 
 
 async def test_run_is_exactly_once_when_the_answer_is_lost(td: aiotd.Client, emu: Emulator) -> None:
-    await td.connectors.create("once", SOURCE, database="loads", table="events")
+    await td.connectors.create("once", config=SOURCE, database="loads", table="events")
     emu.faults.drop("POST /v3/bulk_loads/once/jobs", count=1)
     issued = await td.connectors.run("once")
     assert issued.existing is True

@@ -4,6 +4,7 @@ paging parameters, and the waits built on top of single calls."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from aiohttp import web
 
 import aiotd
 from aiotd import errors
+from aiotd._polling import PollSettings
 from tests.client.conftest import KEY, Handler, Scripted, reply
 
 FAST = aiotd.RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.02)
@@ -80,13 +82,16 @@ async def test_an_empty_upload_sends_nothing(scripted: Scripted, td: aiotd.Clien
 async def test_a_checksum_mismatch_is_an_error(scripted: Scripted, td: aiotd.Client) -> None:
     wrong = reply(200, '{"database": "db", "table": "t", "md5_hex": "00"}')
     scripted.scripts = _ByPrefix({"/v3/table/import_with_id/": [wrong]})
-    with pytest.raises(errors.TDError, match="md5"):
+    with pytest.raises(errors.ChecksumMismatch, match="md5") as info:
         await td.imports.upload("db", "t", [{"time": 1}])
+    sent = scripted.seen[0]
+    assert info.value.received == "00"
+    assert info.value.sent == hashlib.md5(await sent.read()).hexdigest()
 
 
 async def test_update_schema_sends_td_schema_text(scripted: Scripted, td: aiotd.Client) -> None:
     scripted.on("/v3/table/update-schema/db/t", reply(200, '{"table": "t"}'))
-    await td.tables.update_schema("db", "t", [("a", "long"), ("b", "string", "b_alias")])
+    await td.tables.update_schema("db", "t", columns=[("a", "long"), ("b", "string", "b_alias")])
     form = await scripted.seen[0].post()
     assert json.loads(str(form["schema"])) == [["a", "long"], ["b", "string", "b_alias"]]
 
@@ -143,7 +148,7 @@ async def test_bulk_load_requests_are_json(scripted: Scripted, td: aiotd.Client)
     scripted.on("/v3/bulk_loads/load1/jobs", reply(200, '{"job_id": 7}'))
     await td.connectors.guess({"type": "s3", "bucket": "b"})
     await td.connectors.create(
-        "load1", {"in": {"type": "s3"}}, database="db", table="t", cron="@daily"
+        "load1", config={"in": {"type": "s3"}}, database="db", table="t", cron="@daily"
     )
     issued = await td.connectors.run("load1", scheduled_time=1_700_000_000, domain_key="k1")
     assert issued.job_id == "7"
@@ -157,13 +162,13 @@ async def test_bulk_load_requests_are_json(scripted: Scripted, td: aiotd.Client)
     assert all(r.content_type == "application/json" for r in scripted.seen)
 
 
-async def test_commit_wait_times_out_with_the_last_session(
-    scripted: Scripted, td: aiotd.Client
-) -> None:
+async def test_commit_wait_times_out_with_the_last_session(scripted: Scripted) -> None:
     scripted.on("/v3/bulk_import/commit/s1", reply(200, '{"name": "s1"}'))
     scripted.on("/v3/bulk_import/show/s1", reply(200, '{"name": "s1", "status": "committing"}'))
-    with pytest.raises(errors.WaitTimeout) as info:
-        await td.bulk_imports.commit("s1", wait=True, timeout=0.3, interval=0.05)
+    poll = PollSettings(min_interval=0.05, max_interval=0.05, first_delay=0.01)
+    async with aiotd.Client(KEY, endpoint=scripted.url, retry=FAST, poll=poll) as td:
+        with pytest.raises(errors.WaitTimeout) as info:
+            await td.bulk_imports.commit("s1", wait=True, timeout=0.3)
     assert info.value.last.status == "committing"
     assert scripted.count("/v3/bulk_import/show/s1") >= 2
     assert scripted.count("/v3/bulk_import/commit/s1") == 1

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -84,7 +85,9 @@ async def test_table_lifecycle(td: aiotd.Client, table: tuple[str, str]) -> None
     assert (await td.tables.get(db, "other")).include_v is False
 
     await td.tables.update(db, name, expire_days=30)
-    await td.tables.update_schema(db, name, [("n", "long"), Column(name="tag", type="string")])
+    await td.tables.update_schema(
+        db, name, columns=[("n", "long"), Column(name="tag", type="string")]
+    )
     shown = await td.tables.get(db, name)
     assert shown.expire_days == 30
     assert shown.columns == [Column(name="n", type="long"), Column(name="tag", type="string")]
@@ -96,11 +99,11 @@ async def test_table_lifecycle(td: aiotd.Client, table: tuple[str, str]) -> None
     assert (await td.tables.get(db, name)).count == 0
 
     await td.databases.create("db2")
-    moved = await td.tables.change_database(db, "other", "db2")
+    moved = await td.tables.change_database(db, "other", destination="db2")
     assert moved.database == "db2"
     assert (await td.tables.get("db2", "other")).count == 5
     with pytest.raises(errors.NotFound):
-        await td.tables.change_database(db, "other", "db2")
+        await td.tables.change_database(db, "other", destination="db2")
 
     await td.tables.delete(db, name)
     with pytest.raises(errors.NotFound):
@@ -256,7 +259,7 @@ async def test_schedule_lifecycle_run_and_history(td: aiotd.Client, table: tuple
     assert (updated.cron, updated.delay) == ("@hourly", 60)
 
     now = int(time.time())
-    run = await td.schedules.run("daily_count", now, num=2)
+    run = await td.schedules.run("daily_count", time=now, num=2)
     assert len(run.jobs) == 2
     assert run.existing is False
     jobs = await td.jobs.wait_all([j.job_id for j in run.jobs], timeout=10)
@@ -281,7 +284,7 @@ async def test_schedule_run_is_exactly_once_when_the_answer_is_lost(
 ) -> None:
     await td.schedules.create("once", query="select 1", database="db1")
     emu.faults.drop("POST /v3/schedule/run/", count=1)
-    run = await td.schedules.run("once", 1_700_000_000)
+    run = await td.schedules.run("once", time=1_700_000_000)
     assert run.existing is True
     assert len([j async for j in td.schedules.history("once")]) == 1
     assert run.jobs[0].job_id == (await td.schedules.history("once"))[0].job_id
@@ -291,7 +294,7 @@ async def test_schedule_run_is_exactly_once_when_the_answer_is_lost(
 
 
 async def test_bulk_import_session_flow(td: aiotd.Client, table: tuple[str, str]) -> None:
-    created = await td.bulk_imports.create("session_1", *table)
+    created = await td.bulk_imports.create("session_1", database="db1", table="events")
     assert created.name == "session_1"
     await td.bulk_imports.upload_part("session_1", "part1", records(50))
     packed = gzip.compress(b"".join(msgpack.packb(r) for r in records(80, 50)))
@@ -325,10 +328,12 @@ async def test_bulk_import_session_flow(td: aiotd.Client, table: tuple[str, str]
 async def test_bulk_import_create_exist_ok_and_part_names(
     td: aiotd.Client, table: tuple[str, str]
 ) -> None:
-    await td.bulk_imports.create("session_2", *table)
+    await td.bulk_imports.create("session_2", database="db1", table="events")
     with pytest.raises(errors.Conflict):
-        await td.bulk_imports.create("session_2", *table)
-    assert (await td.bulk_imports.create("session_2", *table, exist_ok=True)).name == "session_2"
+        await td.bulk_imports.create("session_2", database="db1", table="events")
+    assert (
+        await td.bulk_imports.create("session_2", database="db1", table="events", exist_ok=True)
+    ).name == "session_2"
     assert [r async for r in td.bulk_imports.error_records("session_2")] == []
     before = td.stats.requests
     for part in ("", "a/b", "a.b.c"):
@@ -337,37 +342,126 @@ async def test_bulk_import_create_exist_ok_and_part_names(
     assert td.stats.requests == before
 
 
+async def test_commit_wait_rides_on_the_poll_engine_through_failing_polls(
+    td: aiotd.Client, emu: Emulator, table: tuple[str, str]
+) -> None:
+    await td.bulk_imports.create("session_3", database="db1", table="events")
+    await td.bulk_imports.upload_part("session_3", "p1", records(30))
+    await td.bulk_imports.freeze("session_3")
+    await td.bulk_imports.perform("session_3", wait=True, timeout=10)
+    emu.core.bulk_import_commit_time = 0.5
+    # more failures than one call's retries (max_attempts=6): a poll fails, the wait goes on
+    failing = emu.faults.server_error("GET /v3/bulk_import/show/", count=8)
+    await td.bulk_imports.commit("session_3", wait=True, timeout=10)
+    assert failing.hits == 8
+    assert (await td.bulk_imports.get("session_3")).status == "committed"
+    assert (await td.tables.get(*table)).count == 30
+
+
+async def test_commit_wait_times_out_with_the_session_still_committing(
+    td: aiotd.Client, emu: Emulator, table: tuple[str, str]
+) -> None:
+    await td.bulk_imports.create("session_4", database="db1", table="events")
+    await td.bulk_imports.upload_part("session_4", "p1", records(3))
+    await td.bulk_imports.freeze("session_4")
+    await td.bulk_imports.perform("session_4", wait=True, timeout=10)
+    emu.core.bulk_import_commit_time = 30
+    with pytest.raises(errors.WaitTimeout, match="session_4") as info:
+        await td.bulk_imports.commit("session_4", wait=True, timeout=0.3)
+    assert (info.value.last.name, info.value.last.status) == ("session_4", "committing")
+    assert emu.counters["GET /v3/bulk_import/show/{name}"] >= 2
+
+
+# -- every listing is a pager
+
+
+async def test_every_list_is_awaited_for_a_page_or_iterated(
+    td: aiotd.Client, table: tuple[str, str]
+) -> None:
+    await td.results.create("out1", url="td://@/db1/out")
+    await td.schedules.create("sched_1", query="select 1", database="db1")
+    await td.bulk_imports.create("bulk_1", database="db1", table="events")
+    await td.users.create("bob")
+    listings = {
+        "databases": td.databases.list,
+        "tables": lambda: td.tables.list("db1"),
+        "results": td.results.list,
+        "users": td.users.list,
+        "schedules": td.schedules.list,
+        "bulk_imports": td.bulk_imports.list,
+    }
+    for what, listing in listings.items():
+        before = td.stats.requests
+        page = await listing()
+        items = [item async for item in listing()]
+        assert page, what
+        assert items == page, what
+        assert td.stats.requests - before == 2, what  # one request each way
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda td: td.jobs.result_export("1", "td://@/db1/out"),
+        lambda td: td.results.create("r1", "td://@/db1/out"),
+        lambda td: td.tables.change_database("db1", "events", "db2"),
+        lambda td: td.tables.update_schema("db1", "events", [("a", "long")]),
+        lambda td: td.users.authenticate("alice", "s3cret"),
+        lambda td: td.schedules.run("s1", 1_700_000_000),
+        lambda td: td.bulk_imports.create("s1", "db1", "events"),
+        lambda td: td.connectors.create("l1", {"type": "s3"}, database="db1", table="events"),
+    ],
+    ids=[
+        "result_export",
+        "results.create",
+        "change_database",
+        "update_schema",
+        "authenticate",
+        "schedules.run",
+        "bulk_imports.create",
+        "connectors.create",
+    ],
+)
+async def test_options_given_positionally_are_refused_before_any_request(
+    td: aiotd.Client, call: Any
+) -> None:
+    before = td.stats.requests
+    with pytest.raises(TypeError, match="positional"):
+        await call(td)
+    assert td.stats.requests == before
+
+
 # -- users, results, exports
 
 
 async def test_users_and_api_keys(td: aiotd.Client, emu: Emulator) -> None:
-    added = await td.users.add("alice", email="alice@example.com", password="s3cret")
+    added = await td.users.create("alice", email="alice@example.com", password="s3cret")
     assert added.name == "alice"
     assert {u.name for u in await td.users.list()} == {"Emulator User", "alice"}
     first = (await td.users.list_apikeys("alice")).apikeys
-    new = await td.users.add_apikey("alice")
+    new = await td.users.create_apikey("alice")
     assert (await td.users.list_apikeys("alice")).apikeys == [*first, new.apikey]
 
     async with aiotd.Client(new.apikey, endpoint=emu.url, retry=FAST_RETRY) as as_alice:
         assert isinstance(await as_alice.databases.list(), list)
-        removed = await td.users.remove_apikey("alice", new.apikey)
+        removed = await td.users.delete_apikey("alice", new.apikey)
         assert removed.user == "alice"
         with pytest.raises(errors.AuthError):
             await as_alice.databases.list()
 
-    authenticated = await td.users.authenticate("alice@example.com", "s3cret")
+    authenticated = await td.users.authenticate("alice@example.com", password="s3cret")
     assert (authenticated.name, authenticated.apikey) == ("alice", first[0])
     with pytest.raises(errors.BadRequest):
-        await td.users.authenticate("alice", "wrong")
-    assert (await td.users.remove("alice")).user == "alice"
+        await td.users.authenticate("alice", password="wrong")
+    assert (await td.users.delete("alice")).user == "alice"
     assert [u.name for u in await td.users.list()] == ["Emulator User"]
 
 
 async def test_saved_results(td: aiotd.Client) -> None:
-    ref = await td.results.create("my_out", "td://@/db1/out")
+    ref = await td.results.create("my_out", url="td://@/db1/out")
     assert ref.result == "my_out"
     with pytest.raises(errors.Conflict, match="unique"):
-        await td.results.create("my_out", "td://@/db1/out")
+        await td.results.create("my_out", url="td://@/db1/out")
     assert [(r.name, r.url) for r in await td.results.list()] == [("my_out", "td://@/db1/out")]
     await td.results.delete("my_out")
     assert await td.results.list() == []
@@ -404,9 +498,9 @@ async def test_bad_arguments_fail_before_any_request(td: aiotd.Client) -> None:
     with pytest.raises(ValueError, match="at least one"):
         await td.tables.update("db1", "t")
     with pytest.raises(ValueError, match="a column is"):
-        await td.tables.update_schema("db1", "t", ["name"])
+        await td.tables.update_schema("db1", "t", columns=["name"])
     with pytest.raises(ValueError, match="destination"):
-        await td.tables.change_database("db1", "t", "")
+        await td.tables.change_database("db1", "t", destination="")
     with pytest.raises(ValueError, match="query"):
         await td.schedules.create("s1", query=" ", database="db1")
     with pytest.raises(ValueError, match="engine"):
@@ -416,15 +510,15 @@ async def test_bad_arguments_fail_before_any_request(td: aiotd.Client) -> None:
     with pytest.raises(ValueError, match="priority"):
         await td.schedules.update("s1", priority=7)
     with pytest.raises(ValueError, match="num"):
-        await td.schedules.run("s1", 0, num=0)
+        await td.schedules.run("s1", time=0, num=0)
     with pytest.raises(TypeError, match="unix seconds"):
-        await td.schedules.run("s1", "yesterday")  # type: ignore[arg-type]
+        await td.schedules.run("s1", time="yesterday")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="page_size"):
         td.schedules.history("s1", page_size=0)
     with pytest.raises(ValueError, match="url"):
-        await td.results.create("r1", "")
+        await td.results.create("r1", url="")
     with pytest.raises(ValueError, match="apikey"):
-        await td.users.remove_apikey("alice", "")
+        await td.users.delete_apikey("alice", "")
     with pytest.raises(ValueError, match="file_format"):
         await td.exports.run("db1", "t", bucket="b", file_format="xml")
     with pytest.raises(ValueError, match="bucket"):

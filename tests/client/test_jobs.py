@@ -34,7 +34,7 @@ async def td(emu: Emulator):
 
 
 async def make_db(td: aiotd.Client, emu: Emulator, name: str = "testdb") -> None:
-    await td._request("POST", f"/v3/database/create/{name}")
+    await td.databases.create(name)
 
 
 async def test_issue_wait_and_read_rows(td: aiotd.Client, emu: Emulator) -> None:
@@ -61,6 +61,18 @@ async def test_failed_job_is_returned_and_raises_on_request(td: aiotd.Client) ->
         job.raise_for_status()
     with pytest.raises(errors.JobFailed):
         await td.jobs.wait_all([issued.job_id], raise_on_failure=True, timeout=10)
+
+
+async def test_wait_raises_on_failure_when_asked(td: aiotd.Client) -> None:
+    await make_db(td, None)  # type: ignore[arg-type]
+    failing = await td.jobs.issue(
+        "-- emulator: status=error message='boom here'\nselect 1", database="testdb"
+    )
+    fine = await td.jobs.issue("select 1", database="testdb")
+    with pytest.raises(errors.JobFailed, match="boom here") as info:
+        await td.jobs.wait(failing.job_id, timeout=10, raise_on_failure=True)
+    assert (info.value.job.job_id, info.value.job.status) == (failing.job_id, "error")
+    assert (await td.jobs.wait(fine.job_id, timeout=10, raise_on_failure=True)).success
 
 
 async def test_sql_error_reaches_stderr(td: aiotd.Client) -> None:
@@ -281,6 +293,19 @@ async def test_download_every_format(td: aiotd.Client, emu: Emulator, tmp_path) 
     csv_text = (await td.jobs.download(job_id, tmp_path / "r.csv", format="csv")).read_text()
     assert len(csv_text.splitlines()) == 500
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json", "r.msgpack.gz"]
+
+
+async def test_download_of_an_unfinished_job_raises_job_not_finished(
+    td: aiotd.Client, emu: Emulator, tmp_path
+) -> None:
+    await make_db(td, emu)
+    issued = await td.jobs.issue("-- emulator: running=30\nselect 1", database="testdb")
+    with pytest.raises(errors.JobNotFinished, match="has not finished") as info:
+        await td.jobs.download(issued.job_id, tmp_path / "r.csv", format="csv")
+    assert info.value.job.job_id == issued.job_id
+    assert not info.value.job.finished
+    assert list(tmp_path.iterdir()) == []  # no file, not even a partial one
+    assert emu.counters["GET /v3/job/result/{job_id}"] == 0
 
 
 async def test_download_resumes_after_a_cut_and_is_byte_identical(

@@ -553,7 +553,7 @@ PATH_CALLS: dict[str, Any] = {
     "secret put .": lambda td: td.workflow.secrets.put(1, ".", value="value"),
     "secret of project ..": lambda td: td.workflow.secrets.delete("..", "k"),
     "log file ..": lambda td: _first(td.workflow.logs.read(1, "..")),
-    "user remove ..": lambda td: td.users.remove(".."),
+    "user delete ..": lambda td: td.users.delete(".."),
     "schedule delete .": lambda td: td.schedules.delete("."),
     "attempt kill blank": lambda td: td.workflow.attempts.kill("  "),
     "job wait None": lambda td: td.jobs.wait(None),

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -54,21 +52,9 @@ from aiotd.models import (
     parse_priority,
     priority_name,
 )
+from tests._samples import samples_dir
 
-
-def _samples_root() -> Path:
-    """The recorded bodies: $AIOTD_SAMPLES, tests/samples, or the shared copy next to the repo."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[1] / "samples", here.parents[3] / "shared" / "samples"]
-    if "AIOTD_SAMPLES" in os.environ:
-        candidates.insert(0, Path(os.environ["AIOTD_SAMPLES"]))
-    for path in candidates:
-        if (path / "v3").is_dir():
-            return path
-    raise RuntimeError(f"no samples directory among {candidates}; set AIOTD_SAMPLES")
-
-
-V3 = _samples_root() / "v3"
+V3 = samples_dir("v3")
 
 UTC = timezone.utc
 

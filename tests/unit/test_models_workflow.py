@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import typing
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -48,21 +46,9 @@ from aiotd.models import (
     WorkflowScheduleSummary,
 )
 from aiotd.models.workflow import SecretKey
+from tests._samples import samples_dir
 
-
-def _samples_root() -> Path:
-    """The recorded bodies: $AIOTD_SAMPLES, tests/samples, or the shared copy next to the repo."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[1] / "samples", here.parents[3] / "shared" / "samples"]
-    if "AIOTD_SAMPLES" in os.environ:
-        candidates.insert(0, Path(os.environ["AIOTD_SAMPLES"]))
-    for path in candidates:
-        if (path / "workflow").is_dir():
-            return path
-    raise RuntimeError(f"no samples directory among {candidates}; set AIOTD_SAMPLES")
-
-
-WF = _samples_root() / "workflow"
+WF = samples_dir("workflow")
 
 UTC = timezone.utc
 
