@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -120,11 +121,34 @@ class Client:
         self.connectors = Connectors(self)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
+        view = "" if self._root is self else " view"
         return (
-            f"<aiotd.Client endpoint={self.endpoint!r} "
+            f"<aiotd.Client{view} endpoint={self.endpoint!r} "
             f"workflow_endpoint={self.workflow_endpoint!r} {state}>"
         )
+
+    def with_options(
+        self, *, timeout: Timeouts | None = None, retry: RetryPolicy | None = None
+    ) -> Client:
+        """A view of this client whose calls use ``timeout`` and ``retry`` instead of its own:
+        ``await td.with_options(retry=aiotd.RetryPolicy.never()).jobs.status(1)``.
+
+        The view shares the session, the connection budget, the poll engines and ``stats``;
+        it is cheap to make for one call. What is not given is kept from this client (or
+        view). Closing the view refuses further calls through it and leaves the client
+        open; closing the client ends the views too. Waiters (``wait``, ``watch``, ...) run
+        on the client's shared engine, whose polls keep the client's own options.
+        """
+        self._check_open()
+        inherited = self._options or CallOptions()
+        view = copy.copy(self)
+        view._closed = False
+        view._options = CallOptions(
+            timeouts=timeout or inherited.timeouts, retry=retry or inherited.retry
+        )
+        view._bind()
+        return view
 
     # -- lifecycle
 
@@ -142,18 +166,21 @@ class Client:
 
     async def close(self) -> None:
         """Stop the watchers, end open streams and retry waits (ClientClosed to their callers)
-        and close the HTTP session; the client cannot be used again."""
+        and close the HTTP session; the client cannot be used again. A ``with_options``
+        view only stops taking calls: its client stays open."""
         self._closed = True
+        if self._root is not self:
+            return
         for engine in self._engines.values():
             await engine.close()
         await self._http.close()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._root._closed
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ClientClosed("this aiotd.Client is closed; create a new one")
 
     @property
