@@ -46,7 +46,7 @@ class Secrets(WorkflowResource):
         )
 
     async def put_many(
-        self, project_id: str | int, *, values: Mapping[str, str]
+        self, project_id: str | int, values: Mapping[str, str]
     ) -> builtins.list[Secret]:
         """Set several secrets (key to value), one request each, in the mapping's order."""
         return [await self.put(project_id, key, value=value) for key, value in values.items()]

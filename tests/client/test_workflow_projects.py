@@ -260,7 +260,7 @@ async def test_secrets_put_list_delete(td: aiotd.Client) -> None:
     stored = await secrets.put(project.id, "td.apikey", value="s3cret")
     assert stored.key == "td.apikey"
     assert stored.project is not None
-    await secrets.put_many(project.id, values={"db.password": "pw", "db.user": "me"})
+    await secrets.put_many(project.id, {"db.password": "pw", "db.user": "me"})
     assert await secrets.list(project.id) == ["db.password", "db.user", "td.apikey"]
     assert await td.workflow.projects.secrets(project.id) == ["db.password", "db.user", "td.apikey"]
     await secrets.delete(project.id, "db.user")
@@ -272,7 +272,7 @@ async def test_secrets_put_list_delete(td: aiotd.Client) -> None:
 
 async def test_secret_keys_are_a_pager_like_every_list(td: aiotd.Client, emu: Emulator) -> None:
     project = await td.workflow.projects.push("keys", {"main.dig": SIMPLE_DIG})
-    await td.workflow.secrets.put_many(project.id, values={"a.b": "1", "c": "2"})
+    await td.workflow.secrets.put_many(project.id, {"a.b": "1", "c": "2"})
     before = emu.counters["GET /api/projects/{id}/secrets"]
     assert [key async for key in td.workflow.secrets.list(project.id)] == ["a.b", "c"]
     assert [key async for key in td.workflow.projects.secrets(project.id)] == ["a.b", "c"]
