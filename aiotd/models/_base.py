@@ -3,7 +3,9 @@
 Ids: TD sends some ids as JSON strings and others as numbers (v3-api.md §7.2). A field typed
 ``Id`` accepts both on the wire and always holds a ``str`` after decoding; type checkers see
 ``str``. Timestamps are kept as received (TD uses several forms, v3-api.md §7.1) and parsed
-on access through ``parsed_time`` attributes named ``<field>_dt``.
+on access: an attribute ``<field>_dt = parsed_time()`` reads ``<field>``. The stamps most
+v3 records carry (``created_at``, ``updated_at``; a job's ``start_at``, ``end_at``) come
+with their accessors from ``Stamped`` and ``RunStamped``.
 
 Answers that may leave out what the request already says (the name of the table just
 deleted, the job id polled) are decoded as ``relaxed(cls, names)`` and turned back into a
@@ -33,7 +35,16 @@ from msgspec.structs import force_setattr
 
 from aiotd._time import parse_time
 
-__all__ = ["Id", "Model", "Timestamp", "completed", "parsed_time", "relaxed"]
+__all__ = [
+    "Id",
+    "Model",
+    "RunStamped",
+    "Stamped",
+    "Timestamp",
+    "completed",
+    "parsed_time",
+    "relaxed",
+]
 
 
 class _IdMarker:
@@ -131,13 +142,18 @@ def completed(answer: Model, cls: type[_M], known: Mapping[str, str]) -> _M:
 
 
 class parsed_time:
-    """A read-only attribute giving a timestamp field as an aware datetime (None if unset).
+    """A read-only attribute ``<field>_dt``: the timestamp field ``<field>`` as an aware
+    datetime (None if unset). Its name says which field, so no model spells it twice.
 
     Raises ``ValueError`` when the field holds text that is not a TD timestamp.
     """
 
-    def __init__(self, field: str) -> None:
-        self.field = field
+    field: str
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if not name.endswith("_dt"):
+            raise TypeError(f"{owner.__name__}.{name}: a parsed_time is named <field>_dt")
+        self.field = name.removesuffix("_dt")
 
     @overload
     def __get__(self, obj: None, owner: type) -> parsed_time: ...
@@ -150,3 +166,23 @@ class parsed_time:
             return self
         value: Timestamp = getattr(obj, self.field)
         return parse_time(value)
+
+
+class Stamped(Model, frozen=True, kw_only=True):
+    """A v3 record's ``created_at`` and ``updated_at`` (databases, tables, users, jobs)."""
+
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    created_at_dt = parsed_time()
+    updated_at_dt = parsed_time()
+
+
+class RunStamped(Stamped, frozen=True, kw_only=True):
+    """A job's stamps: those of ``Stamped`` and when it started and ended running."""
+
+    start_at: Timestamp = None
+    end_at: Timestamp = None
+
+    start_at_dt = parsed_time()
+    end_at_dt = parsed_time()

@@ -25,7 +25,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from aiotd.errors import DecodeError, JobFailed
-from aiotd.models._base import Id, Model, Timestamp, parsed_time
+from aiotd.models._base import Id, Model, RunStamped, Stamped, Timestamp, parsed_time
 
 __all__ = [
     "Account",
@@ -184,7 +184,7 @@ class Account(Model, frozen=True, kw_only=True):
     presto_plan: float | None = None
     created_at: Timestamp = None
 
-    created_at_dt = parsed_time("created_at")
+    created_at_dt = parsed_time()
 
 
 class AccountResponse(Model, frozen=True, kw_only=True):
@@ -196,7 +196,7 @@ class AccountResponse(Model, frozen=True, kw_only=True):
 # -- databases and tables ------------------------------------------------------------------
 
 
-class Database(Model, frozen=True, kw_only=True):
+class Database(Stamped, frozen=True, kw_only=True):
     """One database of ``GET /v3/database/list``."""
 
     name: str
@@ -206,11 +206,6 @@ class Database(Model, frozen=True, kw_only=True):
     permission: str = ""
     delete_protected: bool = False
     organization: str | None = None
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
 
 
 class DatabaseList(Model, frozen=True, kw_only=True):
@@ -225,7 +220,7 @@ class DatabaseRef(Model, frozen=True, kw_only=True):
     database: str
 
 
-class Table(Model, frozen=True, kw_only=True):
+class Table(Stamped, frozen=True, kw_only=True):
     """A table, as in ``GET /v3/table/list/{db}`` and ``GET /v3/table/show/{db}/{table}``.
 
     ``type``, ``count`` and ``schema`` may be null (td-client-go api_table.go, both table
@@ -244,15 +239,11 @@ class Table(Model, frozen=True, kw_only=True):
     schema: str | None = None
     primary_key: str | None = None
     primary_key_type: str | None = None
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
     counter_updated_at: Timestamp = None
     last_log_timestamp: Timestamp = None
 
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
-    counter_updated_at_dt = parsed_time("counter_updated_at")
-    last_log_timestamp_dt = parsed_time("last_log_timestamp")
+    counter_updated_at_dt = parsed_time()
+    last_log_timestamp_dt = parsed_time()
 
     @property
     def columns(self) -> list[Column]:
@@ -320,7 +311,7 @@ class JobState:
     FAILED: Final = frozenset({ERROR, KILLED})
 
 
-class _JobState(Model, frozen=True, kw_only=True):
+class _JobState(RunStamped, frozen=True, kw_only=True):
     """A job id and status with the helpers shared by ``Job`` and ``JobStatus``."""
 
     job_id: Id
@@ -402,15 +393,6 @@ class Job(_JobState, frozen=True, kw_only=True):
     linked_result_export_job_id: Id | None = None
     result_export_target_job_id: Id | None = None
     debug: JobDebug | None = None
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    start_at: Timestamp = None
-    end_at: Timestamp = None
-
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
-    start_at_dt = parsed_time("start_at")
-    end_at_dt = parsed_time("end_at")
 
     @property
     def result_columns(self) -> list[Column]:
@@ -434,15 +416,6 @@ class JobStatus(_JobState, frozen=True, kw_only=True):
     cpu_time: float | None = None
     result_size: int | None = None
     num_records: int | None = None
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    start_at: Timestamp = None
-    end_at: Timestamp = None
-
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
-    start_at_dt = parsed_time("start_at")
-    end_at_dt = parsed_time("end_at")
 
 
 class JobStatusList(Model, frozen=True, kw_only=True):
@@ -508,9 +481,9 @@ class Schedule(Model, frozen=True, kw_only=True):
     start: Timestamp = None
     next_time: Timestamp = None
 
-    created_at_dt = parsed_time("created_at")
-    start_dt = parsed_time("start")
-    next_time_dt = parsed_time("next_time")
+    created_at_dt = parsed_time()
+    start_dt = parsed_time()
+    next_time_dt = parsed_time()
 
 
 class ScheduleList(Model, frozen=True, kw_only=True):
@@ -524,7 +497,7 @@ class ScheduledJob(Job, frozen=True, kw_only=True):
 
     scheduled_at: Timestamp = None
 
-    scheduled_at_dt = parsed_time("scheduled_at")
+    scheduled_at_dt = parsed_time()
 
 
 class ScheduleHistory(Model, frozen=True, kw_only=True):
@@ -543,7 +516,7 @@ class ScheduleRunJob(Model, frozen=True, kw_only=True):
     type: str = ""
     scheduled_at: Timestamp = None
 
-    scheduled_at_dt = parsed_time("scheduled_at")
+    scheduled_at_dt = parsed_time()
 
 
 class ScheduleRun(Model, frozen=True, kw_only=True):
@@ -584,7 +557,7 @@ class ResultRef(Model, frozen=True, kw_only=True):
 # -- users and API keys --------------------------------------------------------------------
 
 
-class User(Model, frozen=True, kw_only=True):
+class User(Stamped, frozen=True, kw_only=True):
     """A user of ``GET /v3/user/list``.
 
     ``id`` is None when absent: td-client-python's list fixture has only names and emails.
@@ -601,11 +574,6 @@ class User(Model, frozen=True, kw_only=True):
     account_owner: bool = False
     organization: str | None = None
     roles: list[Any] = msgspec.field(default_factory=list)
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
 
 
 class UserList(Model, frozen=True, kw_only=True):
@@ -758,7 +726,7 @@ class BulkLoadTarget(Model, frozen=True, kw_only=True):
     name: str
 
 
-class BulkLoadJob(Model, frozen=True, kw_only=True):
+class BulkLoadJob(RunStamped, frozen=True, kw_only=True):
     """An item of ``GET /v3/bulk_loads/{name}/jobs``; timestamps are epoch seconds there."""
 
     job_id: Id
@@ -770,12 +738,3 @@ class BulkLoadJob(Model, frozen=True, kw_only=True):
     database: BulkLoadTarget | None = None
     table: BulkLoadTarget | None = None
     config: dict[str, Any] = msgspec.field(default_factory=dict)
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    start_at: Timestamp = None
-    end_at: Timestamp = None
-
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
-    start_at_dt = parsed_time("start_at")
-    end_at_dt = parsed_time("end_at")

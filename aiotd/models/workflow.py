@@ -97,9 +97,9 @@ class Project(WorkflowModel, frozen=True, kw_only=True):
     # TD only; absent from OSS digdag.
     metadata: list[ProjectMetadata] = msgspec.field(default_factory=list)
 
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
-    deleted_at_dt = parsed_time("deleted_at")
+    created_at_dt = parsed_time()
+    updated_at_dt = parsed_time()
+    deleted_at_dt = parsed_time()
 
 
 class ProjectList(WorkflowModel, frozen=True, kw_only=True):
@@ -117,7 +117,7 @@ class Revision(WorkflowModel, frozen=True, kw_only=True):
     archive_md5: str | None = None
     user_info: dict[str, Any] | None = None
 
-    created_at_dt = parsed_time("created_at")
+    created_at_dt = parsed_time()
 
 
 class RevisionList(WorkflowModel, frozen=True, kw_only=True):
@@ -154,7 +154,7 @@ class SessionTime(WorkflowModel, frozen=True, kw_only=True):
     session_time: str
     timezone: str
 
-    session_time_dt = parsed_time("session_time")
+    session_time_dt = parsed_time()
 
 
 # -- attempts and sessions -----------------------------------------------------------------
@@ -190,8 +190,8 @@ class _AttemptFlags(WorkflowModel, frozen=True, kw_only=True):
     # TD only.
     pool_id: Id | None = None
 
-    created_at_dt = parsed_time("created_at")
-    finished_at_dt = parsed_time("finished_at")
+    created_at_dt = parsed_time()
+    finished_at_dt = parsed_time()
 
     @property
     def status(self) -> str:
@@ -251,7 +251,7 @@ class Attempt(_AttemptFlags, frozen=True, kw_only=True):
     # (``attempts.wait``, ``wait_all``, ``as_completed``); empty from ``get`` and listings.
     failed_tasks: list[Task] = msgspec.field(default_factory=list)
 
-    session_time_dt = parsed_time("session_time")
+    session_time_dt = parsed_time()
 
     def raise_for_status(self) -> Attempt:
         """Raise ``AttemptFailed`` naming ``failed_tasks`` if done without success; else
@@ -277,7 +277,7 @@ class Session(WorkflowModel, frozen=True, kw_only=True):
     session_time: str
     last_attempt: LastAttempt | None = None
 
-    session_time_dt = parsed_time("session_time")
+    session_time_dt = parsed_time()
 
 
 class SessionList(WorkflowModel, frozen=True, kw_only=True):
@@ -329,9 +329,9 @@ class Task(WorkflowModel, frozen=True, kw_only=True):
     retry_at: str | None = None
     started_at: str | None = None
 
-    updated_at_dt = parsed_time("updated_at")
-    retry_at_dt = parsed_time("retry_at")
-    started_at_dt = parsed_time("started_at")
+    updated_at_dt = parsed_time()
+    retry_at_dt = parsed_time()
+    started_at_dt = parsed_time()
 
     @property
     def done(self) -> bool:
@@ -369,9 +369,9 @@ class WorkflowSchedule(WorkflowModel, frozen=True, kw_only=True):
     next_schedule_time: str
     disabled_at: str | None = None
 
-    next_run_time_dt = parsed_time("next_run_time")
-    next_schedule_time_dt = parsed_time("next_schedule_time")
-    disabled_at_dt = parsed_time("disabled_at")
+    next_run_time_dt = parsed_time()
+    next_schedule_time_dt = parsed_time()
+    disabled_at_dt = parsed_time()
 
 
 class WorkflowScheduleList(WorkflowModel, frozen=True, kw_only=True):
@@ -389,8 +389,8 @@ class WorkflowScheduleSummary(WorkflowSchedule, frozen=True, kw_only=True):
     created_at: str
     updated_at: str
 
-    created_at_dt = parsed_time("created_at")
-    updated_at_dt = parsed_time("updated_at")
+    created_at_dt = parsed_time()
+    updated_at_dt = parsed_time()
 
 
 class ScheduleAttemptCollection(WorkflowModel, frozen=True, kw_only=True):
@@ -415,7 +415,7 @@ class LogFileHandle(WorkflowModel, frozen=True, kw_only=True):
     agent_id: str
     direct: str | None = None
 
-    file_time_dt = parsed_time("file_time")
+    file_time_dt = parsed_time()
 
 
 class LogFileList(WorkflowModel, frozen=True, kw_only=True):
