@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -179,36 +180,31 @@ async def as_completed(
     engine: Engine[Any], ids: Iterable[str | int], *, timeout: float | None
 ) -> AsyncGenerator[Any, None]:
     """Final records in the order the items finish."""
+    async with aclosing(_changes(engine, ids, finals_only=True, timeout=timeout)) as finals:
+        async for change in finals:
+            yield change.record
+
+
+def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncGenerator[Change[Any], None]:
+    """Every status change of ``ids`` in order, until all are finished."""
+    return _changes(engine, ids, finals_only=False, timeout=None)
+
+
+async def _changes(
+    engine: Engine[Any], ids: Iterable[str | int], *, finals_only: bool, timeout: float | None
+) -> AsyncGenerator[Change[Any], None]:
+    """The changes (or only the final ones) of ``ids`` as they come, until all are finished."""
     _check_timeout(timeout)
     unique = list(dict.fromkeys(_ids(ids)))
     if not unique:
         return
-    listener = _Queue(finals_only=True)
+    listener = _Queue(finals_only=finals_only)
     engine.add(unique, listener)
     remaining = set(unique)
     deadline = None if timeout is None else anyio.current_time() + timeout
     try:
         while remaining:
             item_id, item = await _get(listener, deadline, engine, remaining)
-            remaining.discard(item_id)
-            if isinstance(item, BaseException):
-                raise item
-            yield item.record
-    finally:
-        engine.remove(unique, listener)
-
-
-async def watch(engine: Engine[Any], ids: Iterable[str | int]) -> AsyncGenerator[Change[Any], None]:
-    """Every status change of ``ids`` in order, until all are finished."""
-    unique = list(dict.fromkeys(_ids(ids)))
-    if not unique:
-        return
-    listener = _Queue(finals_only=False)
-    engine.add(unique, listener)
-    remaining = set(unique)
-    try:
-        while remaining:
-            item_id, item = await _get(listener, None, engine, remaining)
             if isinstance(item, BaseException):
                 raise item
             if item.final:
