@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aiotd._config import (
     RetryPolicy,
@@ -16,16 +15,9 @@ from aiotd._config import (
     resolve_apikey,
     resolve_endpoints,
 )
-from aiotd._http import (
-    DEFAULT_MAX_RESPONSE_SIZE,
-    HTTP,
-    CallOptions,
-    Response,
-    Stats,
-    StreamResponse,
-)
+from aiotd._http import DEFAULT_MAX_RESPONSE_SIZE, HTTP, CallOptions, Stats
 from aiotd._polling import Engine, PollSettings
-from aiotd._resource import CoreResource, WorkflowResource
+from aiotd._resource import CoreResource
 from aiotd.core.bulk_imports import BulkImports
 from aiotd.core.connectors import Connectors
 from aiotd.core.databases import Databases
@@ -44,8 +36,6 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["Client"]
-
-T = TypeVar("T")
 
 logger = logging.getLogger("aiotd")
 
@@ -107,7 +97,6 @@ class Client:
     def _bind(self) -> None:
         """The resource namespaces, bound to this client (or view)."""
         self._core = CoreResource(self)
-        self._wf = WorkflowResource(self)
         self.jobs = Jobs(self)
         self.workflow = Workflow(self)
         self.databases = Databases(self)
@@ -187,31 +176,6 @@ class Client:
     def stats(self) -> Stats:
         """Requests, retries, 429s, errors and bytes, by endpoint group."""
         return self._http.stats
-
-    # -- delegates to aiotd._resource, for resources not yet built on it
-
-    def _register_engine(self, engine: Engine[T]) -> Engine[T]:
-        self._check_open()
-        self._engines[type(engine.kind)] = engine
-        return engine
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
-        return await self._core._request(method, path, **kwargs)
-
-    def _stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
-        return self._core._stream(path, **kwargs)
-
-    async def _call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
-        return await self._core._call(method, path, type_, **kwargs)
-
-    async def _wf_call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
-        return await self._wf._call(method, path, type_, **kwargs)
-
-    async def _wf_request(self, method: str, path: str, **kwargs: Any) -> Response:
-        return await self._wf._request(method, path, **kwargs)
-
-    def _wf_stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
-        return self._wf._stream(path, **kwargs)
 
     # -- the first endpoints
 

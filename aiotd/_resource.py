@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from aiotd._client import Client
-    from aiotd._http import Response, RetryBudget, StreamResponse
+    from aiotd._http import Response, RetryBudget
     from aiotd._polling import Engine, PollSettings
 
 __all__ = ["CoreResource", "Resource", "WorkflowResource"]
@@ -57,7 +57,7 @@ class Resource:
             method, self._base_url + path, options=client._options, **kwargs
         )
 
-    def _stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[StreamResponse]:
+    def _stream(self, path: str, **kwargs: Any) -> AbstractAsyncContextManager[Response]:
         """A streamed ``GET``: ``async with self._stream(path) as resp:``.
 
         ``kwargs`` are those of ``HTTP.stream``: ``params``, ``headers``, ``retries`` (False
@@ -67,9 +67,7 @@ class Resource:
         client._check_open()
         return client._http.stream("GET", self._base_url + path, options=client._options, **kwargs)
 
-    def _stream_presigned(
-        self, url: str, **kwargs: Any
-    ) -> AbstractAsyncContextManager[StreamResponse]:
+    def _stream_presigned(self, url: str, **kwargs: Any) -> AbstractAsyncContextManager[Response]:
         """A streamed ``GET`` of an absolute, pre-signed URL: no API key is sent, since the
         URL carries its own credentials (archive and log downloads from object storage)."""
         client = self._client

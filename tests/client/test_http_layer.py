@@ -12,6 +12,7 @@ from aiohttp import web
 
 import aiotd
 from aiotd import errors
+from aiotd._resource import CoreResource
 
 from .conftest import KEY, Scripted, reply
 
@@ -31,7 +32,7 @@ def client(server: Scripted, **kwargs: object) -> aiotd.Client:
 async def test_get_sends_td1_auth_and_user_agent(scripted: Scripted) -> None:
     scripted.on("/v3/x", reply(body='{"status":"ok"}'))
     async with client(scripted) as td:
-        result = await td._core._call("GET", "/v3/x", Status)
+        result = await CoreResource(td)._call("GET", "/v3/x", Status)
     assert result == Status("ok")
     sent = scripted.headers[0]
     assert sent["Authorization"] == f"TD1 {KEY}"
@@ -41,7 +42,7 @@ async def test_get_sends_td1_auth_and_user_agent(scripted: Scripted) -> None:
 async def test_get_retries_5xx_until_success(scripted: Scripted) -> None:
     scripted.on("/v3/x", reply(500), reply(503, "<html>down</html>"), reply(body='{"status":"ok"}'))
     async with client(scripted) as td:
-        assert (await td._core._call("GET", "/v3/x", Status)).status == "ok"
+        assert (await CoreResource(td)._call("GET", "/v3/x", Status)).status == "ok"
         assert td.stats.requests == 3
         assert td.stats.retries == 2
         assert td.stats.groups["x"].errors == 2
@@ -51,7 +52,7 @@ async def test_get_gives_up_after_max_attempts(scripted: Scripted) -> None:
     scripted.on("/v3/x", reply(500, '{"message":"internal"}'))
     async with client(scripted) as td:
         with pytest.raises(errors.ServerError, match="internal"):
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     assert scripted.count("/v3/x") == FAST.max_attempts
 
 
@@ -59,7 +60,7 @@ async def test_404_is_not_retried(scripted: Scripted) -> None:
     scripted.on("/v3/job/show/1", reply(404, '{"message":"Job not found","severity":"error"}'))
     async with client(scripted) as td:
         with pytest.raises(errors.NotFound) as info:
-            await td._core._call("GET", "/v3/job/show/1", Status)
+            await CoreResource(td)._call("GET", "/v3/job/show/1", Status)
     assert info.value.message == "Job not found"
     assert scripted.count("/v3/job/show/1") == 1
 
@@ -68,9 +69,11 @@ async def test_post_is_not_retried_on_5xx_unless_idempotent(scripted: Scripted) 
     scripted.on("/v3/w", reply(500), reply(body='{"status":"ok"}'))
     async with client(scripted) as td:
         with pytest.raises(errors.ServerError):
-            await td._core._call("POST", "/v3/w", Status, data={"a": 1})
+            await CoreResource(td)._call("POST", "/v3/w", Status, data={"a": 1})
         assert scripted.count("/v3/w") == 1
-        result = await td._core._call("POST", "/v3/w", Status, data={"a": 1}, idempotent=True)
+        result = await CoreResource(td)._call(
+            "POST", "/v3/w", Status, data={"a": 1}, idempotent=True
+        )
     assert result.status == "ok"
 
 
@@ -83,7 +86,7 @@ async def test_form_values_are_sent_urlencoded(scripted: Scripted) -> None:
 
     scripted.on("/v3/w", handler)
     async with client(scripted) as td:
-        await td._core._call(
+        await CoreResource(td)._call(
             "POST", "/v3/w", Status, data={"query": "select 1", "flag": True, "x": None}
         )
     assert captured == {"query": "select 1", "flag": "true"}
@@ -98,7 +101,7 @@ async def test_retry_after_honoured_twice_then_success(scripted: Scripted) -> No
     )
     async with client(scripted) as td:
         start = time.monotonic()
-        assert (await td._core._call("GET", "/v3/x", Status)).status == "ok"
+        assert (await CoreResource(td)._call("GET", "/v3/x", Status)).status == "ok"
         elapsed = time.monotonic() - start
         assert td.stats.rate_limited == 2
     assert scripted.count("/v3/x") == 3
@@ -110,7 +113,7 @@ async def test_retry_after_beyond_the_cap_raises_at_once(scripted: Scripted) -> 
     policy = aiotd.RetryPolicy(max_attempts=5, max_retry_after=10)
     async with client(scripted, retry=policy) as td:
         with pytest.raises(errors.RateLimited) as info:
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     assert info.value.retry_after == 600
     assert scripted.count("/v3/x") == 1
 
@@ -128,10 +131,10 @@ async def test_429_pauses_every_caller_of_the_client(scripted: Scripted) -> None
     scripted.on("/v3/other", other)
     async with client(scripted) as td:
         start = time.monotonic()
-        first = asyncio.create_task(td._core._call("GET", "/v3/limited", Status))
+        first = asyncio.create_task(CoreResource(td)._call("GET", "/v3/limited", Status))
         await scripted.arrival("/v3/limited")
         await asyncio.sleep(0.05)
-        await td._core._call("GET", "/v3/other", Status)
+        await CoreResource(td)._call("GET", "/v3/other", Status)
         await first
     # The other call was held back by the client-wide pause, not sent straight away.
     assert arrivals[0] - start >= 0.5
@@ -147,7 +150,7 @@ async def test_timeouts_raise_transport_error(scripted: Scripted) -> None:
     retry = aiotd.RetryPolicy(max_attempts=2, initial_delay=0.01)
     async with client(scripted, timeout=timeouts, retry=retry) as td:
         with pytest.raises(errors.TransportError, match="timed out"):
-            await td._core._call("GET", "/v3/slow", Status)
+            await CoreResource(td)._call("GET", "/v3/slow", Status)
     assert scripted.count("/v3/slow") == 2
 
 
@@ -155,7 +158,7 @@ async def test_connection_refused_is_a_transport_error() -> None:
     retry = aiotd.RetryPolicy(max_attempts=2, initial_delay=0.01)
     async with aiotd.Client(KEY, endpoint="http://127.0.0.1:1", retry=retry) as td:
         with pytest.raises(errors.TransportError, match="127.0.0.1:1"):
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
         assert td.stats.requests == 2
 
 
@@ -167,7 +170,7 @@ async def test_html_502_gives_server_error_with_readable_message(scripted: Scrip
     scripted.on("/v3/x", reply(502, page))
     async with client(scripted, retry=aiotd.RetryPolicy.never()) as td:
         with pytest.raises(errors.ServerError) as info:
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     assert info.value.status == 502
     assert info.value.message == "502 Bad Gateway"
 
@@ -176,7 +179,7 @@ async def test_malformed_json_gives_decode_error(scripted: Scripted) -> None:
     scripted.on("/v3/x", reply(body='{"status": "ok", "tru'))
     async with client(scripted) as td:
         with pytest.raises(errors.DecodeError, match="Status"):
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     assert scripted.count("/v3/x") == 1
 
 
@@ -184,7 +187,7 @@ async def test_wrong_key_gives_auth_error_with_td_message(scripted: Scripted) ->
     scripted.on("/v3/x", reply(401, '{"error":"Authentication failed","severity":"error"}'))
     async with client(scripted) as td:
         with pytest.raises(errors.AuthError, match="Authentication failed"):
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     assert scripted.count("/v3/x") == 1
 
 
@@ -195,7 +198,7 @@ async def test_cancellation_is_not_retried_or_wrapped(scripted: Scripted) -> Non
 
     scripted.on("/v3/slow", slow)
     async with client(scripted) as td:
-        task = asyncio.create_task(td._core._call("GET", "/v3/slow", Status))
+        task = asyncio.create_task(CoreResource(td)._call("GET", "/v3/slow", Status))
         await scripted.arrival("/v3/slow")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -238,7 +241,7 @@ async def test_key_never_in_logs_repr_or_errors(
     texts.append(repr(td))
     async with td:
         with pytest.raises(errors.ServerError) as info:
-            await td._core._call("GET", "/v3/x", Status)
+            await CoreResource(td)._call("GET", "/v3/x", Status)
     texts.append("\n".join(r.getMessage() for r in caplog.records))
     assert any("retry" in r.getMessage() for r in caplog.records)
     assert KEY not in texts[0]
@@ -254,10 +257,10 @@ async def test_closed_client_cannot_be_reopened(scripted: Scripted) -> None:
     scripted.on("/v3/x", reply(body='{"status":"ok"}'))
     td = client(scripted)
     async with td:
-        await td._core._call("GET", "/v3/x", Status)
+        await CoreResource(td)._call("GET", "/v3/x", Status)
     assert td.closed
     with pytest.raises(errors.ClientClosed, match="closed"):
-        await td._core._call("GET", "/v3/x", Status)
+        await CoreResource(td)._call("GET", "/v3/x", Status)
     with pytest.raises(errors.ClientClosed, match="closed"):
         async with td:
             pass
@@ -279,7 +282,7 @@ async def test_budget_caps_requests_in_flight(scripted: Scripted) -> None:
 
     scripted.on("/v3/x", handler)
     async with client(scripted, max_connections=3) as td:
-        await asyncio.gather(*(td._core._call("GET", "/v3/x", Status) for _ in range(20)))
+        await asyncio.gather(*(CoreResource(td)._call("GET", "/v3/x", Status) for _ in range(20)))
     assert peak == 3
 
 
@@ -311,5 +314,5 @@ async def test_trace_configs_are_passed_through(scripted: Scripted) -> None:
     trace.on_request_start.append(on_start)
     scripted.on("/v3/x", reply(body='{"status":"ok"}'))
     async with client(scripted, trace_configs=[trace]) as td:
-        await td._core._call("GET", "/v3/x", Status)
+        await CoreResource(td)._call("GET", "/v3/x", Status)
     assert started == [scripted.url + "/v3/x"]

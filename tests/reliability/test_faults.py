@@ -43,7 +43,7 @@ def job_query(i: int) -> str:
 
 
 async def create_db(td: aiotd.Client, name: str = "rel") -> None:
-    await td._request("POST", f"/v3/database/create/{name}")
+    await td._core._request("POST", f"/v3/database/create/{name}")
 
 
 async def test_jobs_issued_through_faults_exist_once_and_are_reported_once(emu: Emulator) -> None:
@@ -258,7 +258,7 @@ async def test_a_result_cut_without_a_way_to_resume_is_an_error(
 async def test_imports_retried_through_lost_answers_import_each_part_once(emu: Emulator) -> None:
     async with client_for(emu) as td:
         await create_db(td)
-        await td._request("POST", "/v3/table/create/rel/events/log")
+        await td._core._request("POST", "/v3/table/create/rel/events/log")
         records = [{"time": 1_700_000_000 + i, "n": i, "pad": "x" * 50} for i in range(3000)]
         emu.faults.drop("PUT /v3/table/import_with_id/", rate=0.4)
         emu.faults.truncate("PUT /v3/table/import_with_id/", rate=0.2)

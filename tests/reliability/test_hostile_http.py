@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 import aiotd
 from aiotd import errors
+from aiotd._resource import CoreResource, WorkflowResource
 
 from ._servers import raw_server, read_head, rss_growth
 from .conftest import KEY, Scripted, reply
@@ -49,7 +50,7 @@ async def test_a_malformed_redirect_location_is_a_transport_error(
         with pytest.raises(errors.TransportError, match="redirected to a malformed location"):
             await td.jobs.status("1")
         with pytest.raises(errors.TransportError, match="malformed location"):
-            async with td._core._stream("/v3/job/result/1"):
+            async with CoreResource(td)._stream("/v3/job/result/1"):
                 pass
     # refused as it is, not retried: the next answer would be the same
     assert scripted.count("/v3/job/status/1") == 1
@@ -341,7 +342,7 @@ async def test_close_ends_a_raw_stream_and_new_ones_are_refused(scripted: Script
     scripted.on("/api/logs/1/files/a", stalled)
     td = client(scripted)
     try:
-        async with td._wf._stream("/api/logs/1/files/a") as resp:
+        async with WorkflowResource(td)._stream("/api/logs/1/files/a") as resp:
             chunks = resp.iter_chunks()
             assert await chunks.__anext__() == b"x" * 1000
             closing = asyncio.create_task(td.close())
@@ -439,11 +440,11 @@ async def test_stream_without_retries_sends_once(scripted: Scripted) -> None:
     scripted.on("/v3/job/result/1", reply(503, "{}"))
     async with client(scripted) as td:
         with pytest.raises(errors.ServerError):
-            async with td._core._stream("/v3/job/result/1", retries=False):
+            async with CoreResource(td)._stream("/v3/job/result/1", retries=False):
                 pass
         assert scripted.count("/v3/job/result/1") == 1
         with pytest.raises(errors.ServerError):
-            async with td._core._stream("/v3/job/result/1"):
+            async with CoreResource(td)._stream("/v3/job/result/1"):
                 pass
     assert scripted.count("/v3/job/result/1") == 1 + FAST.max_attempts
 
@@ -452,7 +453,7 @@ async def resumed(td: aiotd.Client, budget: RetryBudget, path: str, into: list[b
     """Read ``path`` again after each failure, as a resuming download does, on ``budget``."""
     while True:
         try:
-            async with td._core._stream(path, retries=False) as resp:
+            async with CoreResource(td)._stream(path, retries=False) as resp:
                 async for chunk in resp.iter_chunks():
                     into.append(chunk)
             return
@@ -493,7 +494,7 @@ async def test_a_budget_raises_what_is_not_worth_another_try_and_honours_hints(
         assert budget.tries == 1
         start = time.monotonic()
         try:
-            async with td._core._stream("/v3/job/result/2", retries=False):
+            async with CoreResource(td)._stream("/v3/job/result/2", retries=False):
                 pass
         except errors.ServerError as exc:
             await budget.backoff(exc)

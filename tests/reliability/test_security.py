@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 import aiotd
 from aiotd import errors
 from aiotd._http import RedactedCause
+from aiotd._resource import CoreResource, WorkflowResource
 from aiotd.testing import Emulator
 
 from ._servers import raw_server, read_head
@@ -260,10 +261,10 @@ async def test_authorization_is_not_sent_to_another_host_on_a_redirect(
     scripted.on("/api/archive/moved", reply(status, "", Location=target))
     async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
         if streamed:
-            async with td._wf._stream("/api/archive") as resp:
+            async with WorkflowResource(td)._stream("/api/archive") as resp:
                 body = b"".join([chunk async for chunk in resp.iter_chunks()])
         else:
-            body = (await td._wf._request("GET", "/api/archive")).body
+            body = (await WorkflowResource(td)._request("GET", "/api/archive")).body
     assert body == b"stored-bytes"
     assert seen == [None]
     assert [h.get("Authorization") for h in scripted.headers] == [f"TD1 {KEY}"] * 2
@@ -286,7 +287,7 @@ async def test_a_redirect_back_from_another_host_does_not_regain_the_key(
         scripted.on("/api/start", reply(302, "", Location=str(other.make_url("/bounce"))))
         scripted.on("/api/final", reply(200, '{"ok": true}'))
         async with aiotd.Client(KEY, endpoint=scripted.url, workflow_endpoint=scripted.url) as td:
-            await td._wf._request("GET", "/api/start")
+            await WorkflowResource(td)._request("GET", "/api/start")
     finally:
         await other.close()
     assert seen == [None]
@@ -476,7 +477,7 @@ async def _bad_status_line(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 
 async def _open_stream(td: aiotd.Client) -> None:
-    async with td._core._stream("/v3/job/result/1"):
+    async with CoreResource(td)._stream("/v3/job/result/1"):
         pass
 
 
