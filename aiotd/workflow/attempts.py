@@ -122,7 +122,7 @@ class _AttemptKind:
         """Give the failed watched attempts of a listing their failed tasks, a few requests at
         a time. One whose tasks cannot be read is left out: absent from a listing that covers
         it, it is then confirmed on its own, tasks included."""
-        failed = [records[i] for i in dict.fromkeys(watched) if i in records and records[i].failed]
+        failed = [records[i] for i in watched if i in records and records[i].failed]
         pending = iter(failed)
 
         async def worker() -> None:
