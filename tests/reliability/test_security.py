@@ -503,3 +503,40 @@ async def test_a_malformed_status_line_chains_its_cause_without_the_key(
     text = "".join(traceback.format_exception(info.value))
     assert "The above exception was the direct cause" in text
     assert_clean(chain_texts(info.value), KEY)
+
+
+async def _cut_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+    await writer.drain()
+
+
+async def _read_result(td: aiotd.Client) -> None:
+    async with CoreResource(td)._stream("/v3/job/result/1") as resp:
+        async for _ in resp.iter_chunks():
+            pass
+
+
+async def test_a_cut_body_and_a_refused_connection_chain_aiohttps_own_errors() -> None:
+    async with (
+        raw_server(_cut_body) as url,
+        aiotd.Client(KEY, endpoint=url, retry=aiotd.RetryPolicy.never()) as td,
+    ):
+        with pytest.raises(errors.TransportError) as cut:
+            await _read_result(td)
+    # what aiohttp raised holds no request here: it is chained as it is, for isinstance
+    assert isinstance(cut.value.__cause__, aiohttp.ClientPayloadError)
+    assert_clean(chain_texts(cut.value), KEY)
+
+    async with raw_server(_cut_body) as url:
+        pass  # the port is free again: nothing listens
+    async with aiotd.Client(KEY, endpoint=url, retry=aiotd.RetryPolicy.never()) as td:
+        with pytest.raises(errors.TransportError) as refused:
+            await td.server_status()
+    # aiohttp's connector error holds the connection key: a redacted copy naming it, raised
+    # from the OSError itself
+    cause = refused.value.__cause__
+    assert isinstance(cause, RedactedCause)
+    assert "aiohttp.client_exceptions.ClientConnectorError" in str(cause)
+    assert isinstance(cause.__cause__, ConnectionRefusedError)
+    assert_clean(chain_texts(refused.value), KEY)
