@@ -1,6 +1,7 @@
 """Pure digdag pieces of the Workflow emulator: time formats, names, archives, ``.dig`` files.
 
-Nothing here touches the network or the clock; ``_workflow.py`` holds the state and routes.
+Nothing here touches the network or the clock; ``_workflow.py`` and its ``_wf_*`` modules hold
+the state and routes.
 """
 
 from __future__ import annotations
