@@ -345,6 +345,32 @@ async def test_failed_attempts_from_the_waiters_name_their_failed_tasks(
     assert (await td.workflow.attempts.get(ids[1])).failed_tasks == []
 
 
+async def test_failed_tasks_unread_by_a_listing_are_read_with_the_attempt(
+    td: aiotd.Client, emu: Emulator
+) -> None:
+    names = ["main", "failing", "main"]
+    started = [
+        await td.workflow.attempts.start(
+            project="proj", workflow=name, session_time=T0 + timedelta(hours=i)
+        )
+        for i, name in enumerate(names)
+    ]
+    ids = [a.id for a in started]
+    async with client(emu) as other:  # all done before the wait: its first listing says so
+        await other.workflow.attempts.wait_all(ids, timeout=10)
+    # the listing's read of the failed one's tasks fails past the retries (6 tries)
+    emu.faults.server_error("GET /api/attempts/{id}/tasks", status=503, count=6)
+    one, tasks = "GET /api/attempts/{id}", "GET /api/attempts/{id}/tasks"
+    before = dict(emu.counters)
+    finished = await td.workflow.attempts.wait_all(ids, timeout=10)
+    assert [a.failed for a in finished] == [False, True, False]
+    assert [t.full_name for t in finished[1].failed_tasks] == ["+failing+boom"]
+    # the listing still told the other two; the failed one was left out of it and read on
+    # its own: the attempt, then its tasks
+    assert emu.counters[one] - before.get(one, 0) == 1
+    assert emu.counters[tasks] - before[tasks] == 7
+
+
 async def test_wait_timeout_carries_the_last_state(td: aiotd.Client) -> None:
     started = await td.workflow.attempts.start(project="proj", workflow="slow")
     with pytest.raises(errors.WaitTimeout) as caught:
