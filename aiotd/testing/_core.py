@@ -4,13 +4,10 @@ of the emulator's state."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import itertools
 import json
-import secrets
 import time
-import zlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
+from aiotd.testing._bulk_imports import BulkImports, decode_records
 from aiotd.testing._bulk_loads import BulkLoads
 from aiotd.testing._common import (
     LISTING_COUNTS,
@@ -36,8 +34,9 @@ from aiotd.testing._cron import parse_cron, zone
 from aiotd.testing._jobs import QUERY_TYPES, STATUSES, SUCCESS, JobStore
 from aiotd.testing._results import FORMATS, serve
 from aiotd.testing._store import Store
+from aiotd.testing._users import Users
 
-__all__ = ["TRUNCATE", "Core", "check_listing", "new_apikey"]
+__all__ = ["TRUNCATE", "Core", "check_listing"]
 
 #: Set by the fault middleware while a handler runs whose streamed answer must be truncated.
 TRUNCATE: ContextVar[bool] = ContextVar("aiotd_emulator_truncate", default=False)
@@ -58,45 +57,6 @@ _PRIORITIES = {
 
 #: Keys of a one-off load's body that are not its configuration.
 _TARGET = frozenset(("database", "table", "domain_key"))
-
-
-def new_apikey(account: int = 1) -> str:
-    """A key shaped like TD's: ``<account>/<40 hex>``."""
-    return f"{account}/{secrets.token_hex(20)}"
-
-
-def _decode_records(body: bytes) -> list[Any]:
-    """gzip'd (or plain) msgpack stream -> objects; bad data is a 400."""
-    try:
-        raw = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
-        return _unpack_all(raw)
-    except (OSError, EOFError, zlib.error, ValueError, msgpack.UnpackException) as exc:
-        raise APIError(400, f"Invalid import data: {exc}") from None
-
-
-def _unpack_all(raw: bytes) -> list[Any]:
-    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(raw), 1), strict_map_key=False)
-    unpacker.feed(raw)
-    return list(unpacker)
-
-
-@dataclass
-class BulkImport:
-    """A bulk-import session (v3-api §1.12)."""
-
-    name: str
-    database: str
-    table: str
-    status: str = "uploading"
-    job_id: int | None = None
-    upload_frozen: bool = False
-    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    errors: list[Any] = field(default_factory=list)
-    valid_records: int | None = None
-    error_records: int | None = None
-    valid_parts: int | None = None
-    error_parts: int | None = None
-    committed_at: float = 0.0
 
 
 @dataclass
@@ -167,40 +127,6 @@ def check_listing(count: str, page_cap: int | None) -> None:
         raise ValueError(f"job_list_page_cap must be at least 1, not {page_cap}")
 
 
-@dataclass
-class User:
-    """An account user with its API keys."""
-
-    id: int
-    name: str
-    email: str
-    password: str
-    apikeys: list[str]
-    created_at: float
-    administrator: bool = False
-    account_owner: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        first, _, last = self.name.partition(" ")
-        return {
-            "id": self.id,
-            "first_name": first or None,
-            "last_name": last or None,
-            "email": self.email,
-            "phone": None,
-            "gravatar_url": "https://secure.gravatar.com/avatar/"
-            + hashlib.md5(self.email.encode()).hexdigest()
-            + "?size=80",
-            "administrator": self.administrator,
-            "created_at": iso_z(self.created_at),
-            "updated_at": iso_z(self.created_at),
-            "name": self.name,
-            "account_owner": self.account_owner,
-            "organization": None,
-            "roles": [],
-        }
-
-
 class Core:
     """State and handlers of the v3 API. ``keys`` is the set the auth middleware accepts.
 
@@ -224,37 +150,31 @@ class Core:
         check_listing(job_list_count, job_list_page_cap)
         self.job_list_count: ListingCount = job_list_count
         self.job_list_page_cap = job_list_page_cap
-        self.bulk_import_commit_time = bulk_import_commit_time
         self.store = store
         self.jobs = jobs
         self.directory = directory
         self.started = time.time()
         self.keys: set[str] = {apikey}
-        owner = User(
-            id=1,
-            name="Emulator User",
-            email="emulator@example.com",
-            password="password",
-            apikeys=[apikey],
-            created_at=self.started,
-            administrator=True,
-            account_owner=True,
-        )
-        self.users: dict[str, User] = {owner.name: owner}
+        self.users = Users(self.keys, apikey, self.started)
         self.results: dict[str, str] = {}
         self.schedules: dict[str, Schedule] = {}
-        self.bulk_imports: dict[str, BulkImport] = {}
+        self.bulk_imports = BulkImports(store, jobs, commit_time=bulk_import_commit_time)
         self.imported_ids: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._commits: dict[str, asyncio.TimerHandle] = {}
         self.bulk_loads = BulkLoads(store, jobs)
-        self._next_user_id = 2
         self._next_schedule_id = 1
 
+    @property
+    def bulk_import_commit_time(self) -> float:
+        """Seconds a bulk-import commit shows ``committing`` before its rows land."""
+        return self.bulk_imports.commit_time
+
+    @bulk_import_commit_time.setter
+    def bulk_import_commit_time(self, seconds: float) -> None:
+        self.bulk_imports.commit_time = seconds
+
     def close(self) -> None:
-        """Drop the commits still under way (their rows stay out)."""
-        for timer in self._commits.values():
-            timer.cancel()
-        self._commits.clear()
+        """Drop the bulk-import commits still under way (their rows stay out)."""
+        self.bulk_imports.close()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -289,18 +209,7 @@ class Core:
         r.add_get("/v3/job/result/{job_id}", self.job_result)
         r.add_post("/v3/job/result_export/{job_id}", self.job_result_export)
         r.add_post("/v3/export/run/{db}/{table}", self.export_run)
-        r.add_post("/v3/bulk_import/create/{name}/{db}/{table}", self.bi_create)
-        r.add_post("/v3/bulk_import/delete/{name}", self.bi_delete)
-        r.add_get("/v3/bulk_import/show/{name}", self.bi_show)
-        r.add_get("/v3/bulk_import/list", self.bi_list)
-        r.add_get("/v3/bulk_import/list_parts/{name}", self.bi_list_parts)
-        r.add_put("/v3/bulk_import/upload_part/{name}/{part}", self.bi_upload_part)
-        r.add_post("/v3/bulk_import/delete_part/{name}/{part}", self.bi_delete_part)
-        r.add_post("/v3/bulk_import/freeze/{name}", self.bi_freeze)
-        r.add_post("/v3/bulk_import/unfreeze/{name}", self.bi_unfreeze)
-        r.add_post("/v3/bulk_import/perform/{name}", self.bi_perform)
-        r.add_post("/v3/bulk_import/commit/{name}", self.bi_commit)
-        r.add_get("/v3/bulk_import/error_records/{name}", self.bi_error_records)
+        self.bulk_imports.add_routes(app)
         r.add_post("/v3/schedule/create/{name}", self.schedule_create)
         r.add_post("/v3/schedule/update/{name}", self.schedule_update)
         r.add_post("/v3/schedule/delete/{name}", self.schedule_delete)
@@ -311,13 +220,7 @@ class Core:
         r.add_post("/v3/result/create/{name}", self.result_create)
         r.add_post("/v3/result/delete/{name}", self.result_delete)
         self.bulk_loads.add_routes(app)
-        r.add_get("/v3/user/list", self.user_list)
-        r.add_post("/v3/user/add/{name}", self.user_add)
-        r.add_post("/v3/user/remove/{name}", self.user_remove)
-        r.add_get("/v3/user/apikey/list/{name}", self.user_apikey_list)
-        r.add_post("/v3/user/apikey/add/{name}", self.user_apikey_add)
-        r.add_post("/v3/user/apikey/remove/{name}", self.user_apikey_remove)
-        r.add_post("/v3/user/authenticate", self.user_authenticate)
+        self.users.add_routes(app)
 
     # -- system, account ---------------------------------------------------------------------
 
@@ -458,7 +361,7 @@ class Core:
                 return json_response(done)
         if fmt not in ("msgpack.gz", "msgpack"):
             raise APIError(400, f"Unsupported import format: {fmt}")
-        records = _decode_records(body)
+        records = decode_records(body)
         maps = [r for r in records if isinstance(r, dict)]
         self.store.insert(db_name, table_name, maps, len(body))
         answer: dict[str, Any] = {
@@ -626,155 +529,6 @@ class Core:
         job_id = str(job.id)
         return json_response({"job": job_id, "job_id": job_id, "database": mi["db"]})
 
-    # -- bulk import -----------------------------------------------------------------------
-
-    def _session(self, name: str) -> BulkImport:
-        session = self.bulk_imports.get(name)
-        if session is None:
-            raise APIError(404, f"Bulk import session '{name}' does not exist")
-        if session.status == "performing" and session.job_id is not None:
-            job = self.jobs.get(session.job_id)
-            if job.finished:
-                session.status = "ready" if job.status == SUCCESS else "uploading"
-                session.valid_records = sum(len(p) for p in session.parts.values())
-                session.error_records = len(session.errors)
-                session.valid_parts = len(session.parts)
-                session.error_parts = 0
-        if session.status == "committing" and time.time() >= session.committed_at:
-            self._finish_commit(session)
-        return session
-
-    def _finish_commit(self, session: BulkImport) -> None:
-        """Write a committing session's rows and mark it committed (once)."""
-        timer = self._commits.pop(session.name, None)
-        if timer is not None:
-            timer.cancel()
-        if session.status != "committing" or self.bulk_imports.get(session.name) is not session:
-            return
-        for records in session.parts.values():
-            self.store.insert(session.database, session.table, records)
-        session.status = "committed"
-
-    @staticmethod
-    def _bi_json(s: BulkImport) -> dict[str, Any]:
-        return {
-            "name": s.name,
-            "database": s.database,
-            "table": s.table,
-            "status": s.status,
-            "job_id": str(s.job_id) if s.job_id is not None else None,
-            "valid_records": s.valid_records,
-            "error_records": s.error_records,
-            "valid_parts": s.valid_parts,
-            "error_parts": s.error_parts,
-            "upload_frozen": s.upload_frozen,
-        }
-
-    @staticmethod
-    def _bi_ref(name: str) -> web.Response:
-        return json_response({"name": name, "bulk_import": name})
-
-    async def bi_create(self, request: web.Request) -> web.Response:
-        await form_params(request)
-        mi = request.match_info
-        name = mi["name"]
-        if len(name) < 3:
-            raise APIError(422, "Validation failed: Name is too short")
-        self.store.table(mi["db"], mi["table"])
-        if name in self.bulk_imports:
-            raise APIError(409, f"Bulk import session {name} already exists")
-        self.bulk_imports[name] = BulkImport(name=name, database=mi["db"], table=mi["table"])
-        return self._bi_ref(name)
-
-    async def bi_delete(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        self._session(name)
-        del self.bulk_imports[name]
-        timer = self._commits.pop(name, None)
-        if timer is not None:
-            timer.cancel()
-        return self._bi_ref(name)
-
-    async def bi_show(self, request: web.Request) -> web.Response:
-        return json_response(self._bi_json(self._session(request.match_info["name"])))
-
-    async def bi_list(self, request: web.Request) -> web.Response:
-        sessions = [self._bi_json(self._session(n)) for n in list(self.bulk_imports)]
-        return json_response({"bulk_imports": sessions})
-
-    async def bi_list_parts(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        session = self._session(name)
-        return json_response({"parts": list(session.parts), "name": name, "bulk_import": name})
-
-    async def bi_upload_part(self, request: web.Request) -> web.Response:
-        mi = request.match_info
-        session = self._session(mi["name"])
-        if session.upload_frozen:
-            raise APIError(400, f"Bulk import session {session.name} is frozen")
-        records = _decode_records(await request.read())
-        valid: list[dict[str, Any]] = []
-        for record in records:
-            if isinstance(record, dict) and isinstance(record.get("time"), int):
-                valid.append(record)
-            else:
-                session.errors.append(record)
-        session.parts[mi["part"]] = valid
-        return self._bi_ref(session.name)
-
-    async def bi_delete_part(self, request: web.Request) -> web.Response:
-        mi = request.match_info
-        session = self._session(mi["name"])
-        session.parts.pop(mi["part"], None)
-        return self._bi_ref(session.name)
-
-    async def bi_freeze(self, request: web.Request) -> web.Response:
-        session = self._session(request.match_info["name"])
-        session.upload_frozen = True
-        return self._bi_ref(session.name)
-
-    async def bi_unfreeze(self, request: web.Request) -> web.Response:
-        session = self._session(request.match_info["name"])
-        session.upload_frozen = False
-        return self._bi_ref(session.name)
-
-    async def bi_perform(self, request: web.Request) -> web.Response:
-        params = await form_params(request)
-        session = self._session(request.match_info["name"])
-        if session.status not in ("uploading", "ready"):
-            raise APIError(400, f"Bulk import session {session.name} is {session.status}")
-        job = self.jobs.issue(
-            job_type="bulk_import_perform",
-            database=session.database,
-            query="",
-            priority=int_param(params, "priority", 0) or 0,
-        )
-        session.job_id = job.id
-        session.status = "performing"
-        return json_response({"name": session.name, "bulk_import": session.name, "job_id": job.id})
-
-    async def bi_commit(self, request: web.Request) -> web.Response:
-        session = self._session(request.match_info["name"])
-        if session.status in ("committing", "committed"):
-            return self._bi_ref(session.name)
-        if session.status != "ready":
-            raise APIError(400, f"Bulk import session {session.name} is not ready to commit")
-        self.store.writable(session.database)
-        # TD commits in the background: ``committing`` until the rows are in the table.
-        session.status = "committing"
-        delay = self.bulk_import_commit_time
-        session.committed_at = time.time() + delay
-        loop = asyncio.get_running_loop()
-        self._commits[session.name] = loop.call_later(delay, self._finish_commit, session)
-        return self._bi_ref(session.name)
-
-    async def bi_error_records(self, request: web.Request) -> web.Response:
-        session = self._session(request.match_info["name"])
-        packer = msgpack.Packer()
-        raw = b"".join(packer.pack(r) for r in session.errors)
-        body = gzip.compress(raw, mtime=0) if raw else b""
-        return web.Response(body=body, content_type="application/octet-stream")
-
     # -- schedules -------------------------------------------------------------------------
 
     def _schedule(self, name: str) -> Schedule:
@@ -923,70 +677,3 @@ class Core:
         if self.results.pop(name, None) is None:
             raise APIError(404, f"Result '{name}' does not exist")
         return json_response({"name": name, "result": name})
-
-    # -- users -----------------------------------------------------------------------------
-
-    def _user(self, name: str) -> User:
-        user = self.users.get(name)
-        if user is None:
-            user = next((u for u in self.users.values() if u.email == name), None)
-        if user is None:
-            raise APIError(404, f"User '{name}' does not exist")
-        return user
-
-    async def user_list(self, request: web.Request) -> web.Response:
-        return json_response({"users": [u.to_json() for u in self.users.values()]})
-
-    async def user_add(self, request: web.Request) -> web.Response:
-        params = await form_params(request)
-        name = request.match_info["name"]
-        if name in self.users:
-            raise APIError(409, f"User {name} already exists")
-        key = new_apikey()
-        self.users[name] = User(
-            id=self._next_user_id,
-            name=name,
-            email=params.get("email") or f"{name}@example.com",
-            password=params.get("password", ""),
-            apikeys=[key],
-            created_at=time.time(),
-        )
-        self._next_user_id += 1
-        self.keys.add(key)
-        return json_response({"name": name})
-
-    async def user_remove(self, request: web.Request) -> web.Response:
-        user = self._user(request.match_info["name"])
-        if user.account_owner:
-            raise APIError(403, "The account owner cannot be removed")
-        del self.users[user.name]
-        self.keys.difference_update(user.apikeys)
-        return json_response({"user": user.name})
-
-    async def user_apikey_list(self, request: web.Request) -> web.Response:
-        return json_response({"apikeys": list(self._user(request.match_info["name"]).apikeys)})
-
-    async def user_apikey_add(self, request: web.Request) -> web.Response:
-        user = self._user(request.match_info["name"])
-        key = new_apikey()
-        user.apikeys.append(key)
-        self.keys.add(key)
-        return json_response({"apikey": key})
-
-    async def user_apikey_remove(self, request: web.Request) -> web.Response:
-        params = await form_params(request)
-        user = self._user(request.match_info["name"])
-        key = params.get("apikey", "")
-        if key not in user.apikeys:
-            raise APIError(404, "API key does not exist")
-        user.apikeys.remove(key)
-        self.keys.discard(key)
-        return json_response({"user": user.name})
-
-    async def user_authenticate(self, request: web.Request) -> web.Response:
-        params = await form_params(request)
-        name, password = params.get("user", ""), params.get("password", "")
-        user = next((u for u in self.users.values() if name in (u.name, u.email)), None)
-        if user is None or user.password != password or not user.apikeys:
-            raise APIError(400, "Authentication failed: invalid user or password")
-        return json_response({"name": user.name, "apikey": user.apikeys[0]})

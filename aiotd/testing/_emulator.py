@@ -20,11 +20,12 @@ from aiohttp.web_urldispatcher import UrlDispatcher, UrlMappingMatchInfo
 
 from aiotd._version import __version__
 from aiotd.testing._common import APIError, ListingCount, json_response, td_error
-from aiotd.testing._core import TRUNCATE, Core, check_listing, new_apikey
+from aiotd.testing._core import TRUNCATE, Core, check_listing
 from aiotd.testing._datasets import add_sample_datasets
 from aiotd.testing._faults import Counters, Fault, Faults
 from aiotd.testing._jobs import JobStore
 from aiotd.testing._store import Store
+from aiotd.testing._users import new_apikey
 
 __all__ = ["EMULATOR_KEY", "PUBLIC_PATHS", "Emulator"]
 
