@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -28,6 +28,8 @@ from aiotd.testing._wf_state import (
 )
 
 __all__ = ["Attempts"]
+
+_Item = TypeVar("_Item", Session, Attempt)
 
 
 class Attempts:
@@ -58,10 +60,14 @@ class Attempts:
             )
         return size
 
-    def _sessions_page(self, request: web.Request, sessions: Iterable[Session]) -> web.Response:
+    def _below_last_id(self, request: web.Request, items: Iterable[_Item]) -> list[_Item]:
+        """One page of a newest-first listing: ids below ``last_id``, ``page_size`` of them."""
         size = self._page_size(request)
         last_id = int_query(request, "last_id")
-        items = page((s for s in sessions if last_id is None or s.id < last_id), size)
+        return page((i for i in items if last_id is None or i.id < last_id), size)
+
+    def _sessions_page(self, request: web.Request, sessions: Iterable[Session]) -> web.Response:
+        items = self._below_last_id(request, sessions)
         now = self._state.clock()
         for session in items:
             self._executor.advance(session.attempts[-1], now)
@@ -98,9 +104,7 @@ class Attempts:
         return attempt
 
     def _attempts_page(self, request: web.Request, attempts: Iterable[Attempt]) -> web.Response:
-        size = self._page_size(request)
-        last_id = int_query(request, "last_id")
-        items = page((a for a in attempts if last_id is None or a.id < last_id), size)
+        items = self._below_last_id(request, attempts)
         now = self._state.clock()
         for attempt in items:
             self._executor.advance(attempt, now)

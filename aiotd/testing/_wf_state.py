@@ -229,16 +229,9 @@ def workflow_json(workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
-    session = attempt.session
+def _attempt_state(attempt: Attempt) -> dict[str, Any]:
+    """The fields an attempt and a session's ``lastAttempt`` share, after their ids."""
     body: dict[str, Any] = {
-        "id": str(attempt.id),
-        "index": attempt.index,
-        "project": session.project.ref(),
-        "workflow": {"name": session.workflow_name, "id": str(attempt.workflow.id)},
-        "sessionId": str(session.id),
-        "sessionUuid": session.uuid,
-        "sessionTime": format_offset(session.time, attempt.workflow.tz),
         "retryAttemptName": attempt.retry_name,
         "done": attempt.done,
         "success": attempt.success,
@@ -253,28 +246,29 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
     return body
 
 
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    session = attempt.session
+    return {
+        "id": str(attempt.id),
+        "index": attempt.index,
+        "project": session.project.ref(),
+        "workflow": {"name": session.workflow_name, "id": str(attempt.workflow.id)},
+        "sessionId": str(session.id),
+        "sessionUuid": session.uuid,
+        "sessionTime": format_offset(session.time, attempt.workflow.tz),
+        **_attempt_state(attempt),
+    }
+
+
 def session_json(session: Session) -> dict[str, Any]:
     last = session.attempts[-1]
-    last_attempt: dict[str, Any] = {
-        "id": str(last.id),
-        "retryAttemptName": last.retry_name,
-        "done": last.done,
-        "success": last.success,
-        "cancelRequested": last.cancel_requested,
-        "params": last.params,
-        "createdAt": format_instant(last.created_at),
-        "finishedAt": format_instant(last.finished_at),
-        "status": last.status,
-    }
-    if last.pool_id is not None:
-        last_attempt["poolId"] = last.pool_id
     return {
         "id": str(session.id),
         "project": session.project.ref(),
         "workflow": {"name": session.workflow_name, "id": str(last.workflow.id)},
         "sessionUuid": session.uuid,
         "sessionTime": format_offset(session.time, last.workflow.tz),
-        "lastAttempt": last_attempt,
+        "lastAttempt": {"id": str(last.id), **_attempt_state(last)},
     }
 
 
