@@ -45,6 +45,7 @@ def plain(value: Any) -> Any:
 
 
 def now() -> datetime:
+    """The current time in UTC, for event lines and elapsed times."""
     return datetime.now(timezone.utc)
 
 
