@@ -379,6 +379,21 @@ def test_settings_precedence(tmp_path: Path) -> None:
         read_td_conf(tmp_path / "broken.conf")
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "local"),
+    [
+        ("http://127.0.0.1:9", True),
+        ("127.0.0.2:9", True),  # the whole loopback range, as the client's plain-http check
+        ("http://[::1]:9", True),
+        ("localhost:9", True),
+        ("http://10.0.0.1:9", False),
+    ],
+)
+def test_a_loopback_endpoint_serves_both_apis(endpoint: str, local: bool) -> None:
+    settings = resolve_settings(_args(apikey="k", endpoint=endpoint), {"HOME": "/nonexistent"})
+    assert settings.workflow_endpoint == (endpoint if local else None)
+
+
 def _args(**given: Any) -> Any:
     import argparse
 
