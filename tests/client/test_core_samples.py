@@ -3,10 +3,8 @@ returns it; error bodies come out as the right exception with TD's message."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 import aiotd
 from aiotd import errors
 from aiotd.models.core import Column
+from tests._samples import samples_dir
 from tests.client.conftest import KEY, Scripted, reply
 
 UTC = timezone.utc
@@ -21,18 +20,7 @@ FAST = aiotd.RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.02)
 CONFIG = {"type": "s3_file", "bucket": "b", "path_prefix": "in/"}
 
 
-def _samples() -> Path:
-    here = Path(__file__).resolve()
-    candidates = [here.parents[1] / "samples", here.parents[3] / "shared" / "samples"]
-    if "AIOTD_SAMPLES" in os.environ:
-        candidates.insert(0, Path(os.environ["AIOTD_SAMPLES"]))
-    for path in candidates:
-        if (path / "v3").is_dir():
-            return path / "v3"
-    raise RuntimeError(f"no samples directory among {candidates}; set AIOTD_SAMPLES")
-
-
-V3 = _samples()
+V3 = samples_dir("v3")
 
 
 @pytest.fixture
