@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from aiotd.errors import PaginationError
 
-__all__ = ["Pager", "cursor_pager", "offset_pager"]
+__all__ = ["Pager", "cursor_pager", "offset_pager", "one_page"]
 
 T = TypeVar("T")
 
@@ -185,3 +185,13 @@ def cursor_pager(
         return last
 
     return Pager(fetch, advance, None, limit=limit)
+
+
+def one_page(fetch: Callable[[], Awaitable[Sequence[T]]]) -> Pager[T]:
+    """A Pager over a listing TD answers whole, in one response: ``await`` and ``async for``
+    both take that one request, so every ``list()`` reads the same way."""
+
+    async def page(_cursor: None) -> Sequence[T]:
+        return await fetch()
+
+    return Pager(page, lambda _cursor, _page: None, None)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiotd._http import segment
-from aiotd._paging import Pager
 from aiotd.errors import Conflict
 from aiotd.models._base import Model, completed, relaxed
 from aiotd.models.core import IssuedJob
@@ -22,7 +21,6 @@ __all__ = [
     "epoch_seconds",
     "issue_once",
     "new_domain_key",
-    "one_page",
     "required",
     "table_segment",
 ]
@@ -30,16 +28,6 @@ __all__ = [
 
 _M = TypeVar("_M", bound=Model)
 _T = TypeVar("_T")
-
-
-def one_page(fetch: Callable[[], Awaitable[Sequence[_T]]]) -> Pager[_T]:
-    """A Pager over a listing TD answers whole, in one response: ``await`` and ``async for``
-    both take that one request, so every ``list()`` reads the same way."""
-
-    async def page(_cursor: None) -> Sequence[_T]:
-        return await fetch()
-
-    return Pager(page, lambda _cursor, _page: None, None)
 
 
 async def call_filled(

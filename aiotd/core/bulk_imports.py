@@ -10,11 +10,11 @@ import anyio.to_thread
 import msgpack
 
 from aiotd._http import segment
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._polling import Engine
 from aiotd._resource import CoreResource
 from aiotd._waiting import wait_all as _wait_all
-from aiotd.core._common import call_filled, db_segment, one_page, table_segment
+from aiotd.core._common import call_filled, db_segment, table_segment
 from aiotd.core.imports import _gzip
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict

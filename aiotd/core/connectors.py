@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aiotd._http import segment
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import CoreResource
 from aiotd.core._common import (
     call_filled,
@@ -16,7 +16,6 @@ from aiotd.core._common import (
     epoch_seconds,
     issue_once,
     new_domain_key,
-    one_page,
     required,
 )
 from aiotd.models.core import (

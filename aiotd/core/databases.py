@@ -5,9 +5,9 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import CoreResource
-from aiotd.core._common import call_filled, db_segment, one_page
+from aiotd.core._common import call_filled, db_segment
 from aiotd.errors import Conflict, NotFound
 from aiotd.models.core import Database, DatabaseList, DatabaseRef
 

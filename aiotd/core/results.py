@@ -6,9 +6,9 @@ import builtins
 from typing import Any
 
 from aiotd._http import segment
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import CoreResource
-from aiotd.core._common import call_filled, one_page, required
+from aiotd.core._common import call_filled, required
 from aiotd.models.core import Result, ResultList, ResultRef
 
 __all__ = ["Results"]

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from aiotd._http import segment
-from aiotd._paging import Pager, offset_pager
+from aiotd._paging import Pager, offset_pager, one_page
 from aiotd._resource import CoreResource
-from aiotd.core._common import call_filled, epoch_seconds, new_domain_key, one_page, required
+from aiotd.core._common import call_filled, epoch_seconds, new_domain_key, required
 from aiotd.core.jobs import ENGINES
 from aiotd.errors import Conflict
 from aiotd.models.core import (

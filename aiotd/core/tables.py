@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import CoreResource
-from aiotd.core._common import call_filled, db_segment, one_page, table_segment
+from aiotd.core._common import call_filled, db_segment, table_segment
 from aiotd.core.results_io import RowDecoder
 from aiotd.errors import Conflict, DecodeError, NotFound
 from aiotd.models.core import Column, Table, TableList, TableRef, TableSwap

@@ -5,9 +5,9 @@ from __future__ import annotations
 import builtins
 
 from aiotd._http import segment
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import CoreResource
-from aiotd.core._common import call_filled, one_page, required
+from aiotd.core._common import call_filled, required
 from aiotd.models.core import (
     ApiKeyAdded,
     ApiKeyList,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from aiotd._http import segment
-from aiotd._paging import Pager
+from aiotd._paging import Pager, one_page
 from aiotd._resource import WorkflowResource
 from aiotd.models.workflow import Secret, SecretList
 
@@ -31,11 +31,11 @@ class Secrets(WorkflowResource):
         ``async for``. They come in one page: the endpoint has no paging (reference §2.9)."""
         path = self._path(project_id)
 
-        async def fetch(_cursor: None) -> builtins.list[str]:
+        async def fetch() -> builtins.list[str]:
             page = await self._call("GET", path, SecretList)
             return [secret.key for secret in page.secrets]
 
-        return Pager(fetch, _one_page, None)
+        return one_page(fetch)
 
     async def put(self, project_id: str | int, key: str, *, value: str) -> Secret:
         """Set one secret (``key``: dot-separated words; ``value``: at most 16 KiB)."""
@@ -54,8 +54,3 @@ class Secrets(WorkflowResource):
     async def delete(self, project_id: str | int, key: str) -> Secret:
         """Delete one secret; a key that does not exist is not an error."""
         return await self._call("DELETE", self._path(project_id, key), Secret, idempotent=True)
-
-
-def _one_page(_cursor: None, _page: Sequence[str]) -> None:
-    """No page follows: the secrets endpoint has no paging."""
-    return None
