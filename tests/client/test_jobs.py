@@ -335,6 +335,33 @@ async def test_rows_refuse_a_truncated_result(td: aiotd.Client, emu: Emulator) -
             pass
 
 
+@pytest.mark.parametrize("fmt", ["msgpack.gz", "msgpack"])
+async def test_rows_and_row_batches_read_every_row_in_order(
+    fmt: str, td: aiotd.Client, emu: Emulator
+) -> None:
+    await make_db(td, emu)
+    sql = "-- emulator: rows=20000 pad=3\nselect 1"
+    job = await td.jobs.wait((await td.jobs.issue(sql, database="testdb")).job_id, timeout=10)
+    # the emulator's generated rows: id, name, value, time, pad
+    expected = [[i, f"name_{i}", i * 0.5, 1_700_000_000 + i, "xxx"] for i in range(20000)]
+    group = td.stats.group("job/result")
+    batches = [b async for b in td.jobs.row_batches(job.job_id, format=fmt, chunk_size=4096)]
+    assert len(batches) > 10
+    assert [row for batch in batches for row in batch] == expected
+    sent = group.bytes_in
+    # plain msgpack is the bigger body: what was asked for is what was read
+    assert (sent > job.result_size) == (fmt == "msgpack")
+    assert [row async for row in td.jobs.rows(job.job_id, format=fmt)] == expected
+    assert group.bytes_in == 2 * sent
+
+
+async def test_rows_refuse_a_format_that_is_not_msgpack(td: aiotd.Client) -> None:
+    for read in (td.jobs.rows, td.jobs.row_batches):
+        with pytest.raises(ValueError, match="format must be one of msgpack.gz, msgpack"):
+            await anext(aiter(read("1", format="csv")))
+    assert td.stats.group("job/result").requests == 0
+
+
 async def test_engine_switches_from_listing_to_per_item_as_work_drains(
     td: aiotd.Client, emu: Emulator
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import math
 import zlib
@@ -39,6 +40,8 @@ class ResultServer:
     url: str = ""
     #: the ``Range`` header of each result request, in order (None: the whole result)
     ranges: list[str | None] = field(default_factory=list)
+    #: the ``format`` asked by each result request, in order
+    formats: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -54,6 +57,7 @@ async def result_server(
 
     async def result(request: web.Request) -> web.StreamResponse:
         state.ranges.append(request.headers.get("Range"))
+        state.formats.append(request.query["format"])
         return await answer(request)
 
     app = web.Application()
@@ -122,8 +126,12 @@ def csv_result(rows: int = 3000) -> bytes:
     return "".join(f"{i},user{i},{i * 1.5},{'x' * (i % 17)}\n" for i in range(rows)).encode()
 
 
+def msgpack_result(rows: list[Any]) -> bytes:
+    return b"".join(msgpack.packb(row) for row in rows)
+
+
 def gzip_result(rows: list[Any]) -> bytes:
-    return gzip.compress(b"".join(msgpack.packb(row) for row in rows), mtime=0)
+    return gzip.compress(msgpack_result(rows), mtime=0)
 
 
 ROWS = [[i, f"user{i}", i * 1.5, "x" * (i % 17)] for i in range(3000)]
@@ -133,12 +141,18 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-async def read(td: aiotd.Client, how: str, directory: Path, seen: list[Any]) -> None:
-    """One call of ``how``: ``rows`` (appended to ``seen`` as they come) or ``download``
-    (into ``directory``)."""
+async def read(
+    td: aiotd.Client, how: str, directory: Path, seen: list[Any], fmt: str = "msgpack.gz"
+) -> None:
+    """One call of ``how``: ``rows`` or ``row_batches`` (rows appended to ``seen`` as they
+    come, read as ``fmt``) or ``download`` (into ``directory``)."""
     if how == "rows":
-        async for row in td.jobs.rows(1):
+        async for row in td.jobs.rows(1, format=fmt):
             seen.append(row)
+    elif how == "row_batches":
+        async for batch in td.jobs.row_batches(1, format=fmt):
+            assert batch
+            seen.extend(batch)
     else:
         await td.jobs.download(1, directory / "result.gz")
 
@@ -146,7 +160,7 @@ async def read(td: aiotd.Client, how: str, directory: Path, seen: list[Any]) -> 
 # -- one retry budget per call ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["rows", "download"])
+@pytest.mark.parametrize("how", ["rows", "row_batches", "download"])
 async def test_a_silent_server_gets_max_attempts_tries_in_all_for_one_call(
     how: str, tmp_path: Path
 ) -> None:
@@ -168,7 +182,7 @@ async def test_a_silent_server_gets_max_attempts_tries_in_all_for_one_call(
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("how", ["rows", "download"])
+@pytest.mark.parametrize("how", ["rows", "row_batches", "download"])
 async def test_a_server_that_cuts_every_answer_gets_max_attempts_tries_in_all(
     how: str, tmp_path: Path
 ) -> None:
@@ -183,7 +197,7 @@ async def test_a_server_that_cuts_every_answer_gets_max_attempts_tries_in_all(
     # every try resumed where the one before was cut, and there were max_attempts in all
     assert server.ranges == [None] + [f"bytes={CUT * n}-" for n in range(1, POLICY.max_attempts)]
     assert leftovers(tmp_path) == []
-    if how == "rows":
+    if how != "download":
         whole_rows = msgpack.Unpacker()
         whole_rows.feed(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:sent]))
         assert seen == list(whole_rows)
@@ -248,12 +262,13 @@ async def test_a_resumed_download_answered_with_other_bytes_raises_and_leaves_no
     assert leftovers(tmp_path) == []
 
 
-async def test_rows_refuse_a_resumed_answer_from_byte_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["rows", "row_batches"])
+async def test_rows_refuse_a_resumed_answer_from_byte_0(how: str, tmp_path: Path) -> None:
     data = gzip_result(ROWS)
     seen: list[Any] = []
     async with result_server(cut_then(data, _from_byte_0)) as server, client(server) as td:
         with pytest.raises(errors.TransportError, match="Content-Range 'bytes 0-"):
-            await read(td, "rows", tmp_path, seen)
+            await read(td, how, tmp_path, seen)
     whole_rows = msgpack.Unpacker()
     whole_rows.feed(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:CUT]))
     assert seen == list(whole_rows)  # no row twice
@@ -298,6 +313,25 @@ async def test_a_correct_resume_is_byte_exact(fmt: str, tmp_path: Path) -> None:
             assert [row async for row in td.jobs.rows(1)] == ROWS
 
 
+@pytest.mark.parametrize("how", ["rows", "row_batches"])
+@pytest.mark.parametrize("fmt", ["msgpack.gz", "msgpack"])
+async def test_rows_resume_mid_stream_with_every_row_once_in_order(
+    fmt: str, how: str, tmp_path: Path
+) -> None:
+    data = gzip_result(ROWS) if fmt == "msgpack.gz" else msgpack_result(ROWS)
+    if fmt == "msgpack":  # the cut falls inside a row, which the resumed bytes complete
+        assert CUT not in itertools.accumulate(len(msgpack.packb(row)) for row in ROWS)
+    seen: list[Any] = []
+    resume = ranged(data)
+    answer = cut_then(data, lambda request, _: resume(request))
+    async with result_server(answer) as server, client(server) as td:
+        await read(td, how, tmp_path, seen, fmt)
+        assert td.stats.groups["job/result"].retries == 1
+    assert seen == ROWS
+    assert server.ranges == [None, f"bytes={CUT}-"]
+    assert server.formats == [fmt, fmt]
+
+
 # -- rows must be whole arrays ------------------------------------------------------------------
 
 
@@ -310,13 +344,18 @@ async def test_a_correct_resume_is_byte_exact(fmt: str, tmp_path: Path) -> None:
         (msgpack.packb(7), "not a msgpack array"),
     ],
 )
+@pytest.mark.parametrize("how", ["rows", "row_batches"])
+@pytest.mark.parametrize("fmt", ["msgpack.gz", "msgpack"])
 async def test_rows_refuse_a_half_last_row_and_rows_that_are_not_arrays(
-    tail: bytes, named: str, tmp_path: Path
+    tail: bytes, named: str, fmt: str, how: str, tmp_path: Path
 ) -> None:
     rows = ROWS[:50]
-    data = gzip.compress(b"".join(msgpack.packb(row) for row in rows) + tail, mtime=0)
+    data = msgpack_result(rows) + tail
+    if fmt == "msgpack.gz":
+        data = gzip.compress(data, mtime=0)
     seen: list[Any] = []
     async with result_server(ranged(data)) as server, client(server) as td:
         with pytest.raises(errors.DecodeError, match=named):
-            await read(td, "rows", tmp_path, seen)
+            await read(td, how, tmp_path, seen, fmt)
     assert seen == rows
+    assert server.formats == [fmt]

@@ -75,3 +75,70 @@ def test_a_result_in_several_gzip_members_is_one_row_stream() -> None:
     rows = [row for i in range(0, len(body), 5) for row in decoder.feed(body[i : i + 5])]
     decoder.close()
     assert rows == ROWS
+
+
+def read_until_error(decoder: RowDecoder, body: bytes, seen: list[Any]) -> None:
+    """Extend ``seen`` with every batch of ``body`` until the decoder raises."""
+    for batch in decoder.batches(body):
+        seen.extend(batch)
+
+
+def decode_batches(data: bytes, *, compressed: bool, piece: int, step: int = 1 << 18) -> list[Any]:
+    """The lists ``batches()`` gives for ``data`` fed ``piece`` bytes at a time."""
+    decoder = RowDecoder(gzip=compressed, arrays=True, step=step)
+    body = gzip.compress(data, mtime=0) if compressed else data
+    out = [b for i in range(0, len(body), piece) for b in decoder.batches(body[i : i + piece])]
+    decoder.close()
+    return out
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
+@pytest.mark.parametrize("piece", [1, 7, 1 << 16])
+def test_batches_hold_every_row_in_order(compressed: bool, piece: int) -> None:
+    batches = decode_batches(BODY, compressed=compressed, piece=piece)
+    assert all(type(b) is list and b for b in batches)
+    assert [row for b in batches for row in b] == ROWS
+
+
+def test_a_chunk_that_expands_a_lot_comes_in_batches_of_at_most_step_bytes() -> None:
+    rows = [[i, "x" * 40] for i in range(5000)]
+    body = b"".join(msgpack.packb(row) for row in rows)
+    batches = decode_batches(body, compressed=True, piece=len(body), step=4096)
+    longest = max(len(msgpack.packb(row)) for row in rows)
+    assert len(batches) > 40
+    assert all(sum(len(msgpack.packb(row)) for row in b) <= 4096 + longest for b in batches)
+    assert [row for b in batches for row in b] == rows
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
+@pytest.mark.parametrize("row", [{"id": 1}, 7, "text", None, 1.5])
+def test_batches_refuse_a_row_that_is_not_an_array_after_the_rows_before_it(
+    compressed: bool, row: Any
+) -> None:
+    decoder = RowDecoder(gzip=compressed, arrays=True)
+    data = BODY + msgpack.packb(row) + BODY
+    body = gzip.compress(data, mtime=0) if compressed else data
+    seen: list[Any] = []
+    with pytest.raises(DecodeError, match="not a msgpack array"):
+        read_until_error(decoder, body, seen)
+    assert seen == ROWS
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
+def test_batches_refuse_bytes_that_are_not_msgpack_after_the_rows_before_them(
+    compressed: bool,
+) -> None:
+    decoder = RowDecoder(gzip=compressed, arrays=True)
+    data = BODY + b"\xc1" + BODY  # 0xc1 is the one byte msgpack never uses
+    body = gzip.compress(data, mtime=0) if compressed else data
+    seen: list[Any] = []
+    with pytest.raises(DecodeError, match="not a msgpack row stream"):
+        read_until_error(decoder, body, seen)
+    assert seen == ROWS
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
+def test_batches_of_a_stream_cut_inside_its_last_row_are_truncated(compressed: bool) -> None:
+    for cut in range(1, LAST):
+        with pytest.raises(DecodeError, match="truncated"):
+            decode_batches(BODY[:-cut], compressed=compressed, piece=7)
