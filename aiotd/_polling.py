@@ -45,6 +45,8 @@ logger = logging.getLogger("aiotd")
 
 R = TypeVar("R")
 
+#: Seconds over which the finish rate of a burst is remembered (it decays exponentially).
+_RATE_HORIZON = 120.0
 #: The engine's clock (seconds, monotonic): the running loop's ``time()`` by default.
 Clock = Callable[[], float]
 #: ``sleep(delay, wake)``: return after ``delay`` seconds, or sooner once ``wake`` is set.
@@ -209,6 +211,9 @@ class Engine(Generic[R]):
         self._last_listing: float | None = None  # when the last listing ended
         self._events = 0  # items finished since the last listing
         self._event_rate: float | None = None  # events per second, smoothed
+        self._long_rate = 0.0  # finishes per second over the last minutes (decaying)
+        self._long_rate_time: float | None = None
+        self._applied_cap = math.inf  # the per-item interval cap the schedule last obeyed
         self.polls = 0
         self.listings = 0
 
@@ -315,7 +320,7 @@ class Engine(Generic[R]):
             for listener in list(entry.listeners):
                 listener.changed(change)
             if final:
-                self._events += 1
+                self._finished(now)
                 self._drop(entry)
                 return
             self._set_interval(entry, self.settings.min_interval)
@@ -324,14 +329,60 @@ class Engine(Generic[R]):
                 change = Change(entry.id, old, status, record, True)
                 for listener in list(entry.listeners):
                     listener.changed(change)
-                self._events += 1
+                self._finished(now)
                 self._drop(entry)
                 return
             if now < entry.due:
                 return  # seen by a listing before its own poll was due: keep its pace
-            grown = min(entry.interval * self.settings.growth, self.settings.max_interval)
+            grown = min(
+                entry.interval * self.settings.growth,
+                self.settings.max_interval,
+                max(self.settings.min_interval, self._interval_cap(now)),
+            )
             self._set_interval(entry, grown)
         self._schedule(entry, now + entry.interval)
+
+    # -- what the request budget allows
+
+    def _finished(self, now: float) -> None:
+        self._events += 1
+        self._long_rate = self._long_rate_at(now) + 1.0 / _RATE_HORIZON
+        self._long_rate_time = now
+
+    def _long_rate_at(self, now: float) -> float:
+        if self._long_rate_time is None:
+            return 0.0
+        return self._long_rate * math.exp(-(now - self._long_rate_time) / _RATE_HORIZON)
+
+    def _finish_rate(self, now: float) -> float:
+        """Finishes per second: the rate since the last listings, or that of the last minutes
+        when it was higher (the last items of a big watch finish slowly, yet are few)."""
+        return max(self._event_rate or 0.0, self._long_rate_at(now))
+
+    def _interval_cap(self, now: float) -> float:
+        """The longest per-item interval worth keeping: polling the items left once per
+        interval costs ``listing_budget`` requests per finish at the current finish rate.
+
+        A few items left of a big watch are polled every second or two, for the cost of a
+        handful of finishes; one item watched alone keeps growing to ``max_interval``.
+        """
+        rate = self._finish_rate(now)
+        if rate <= 0:
+            return math.inf
+        return len(self._entries) / (self.settings.listing_budget * rate)
+
+    def _tighten(self, now: float) -> None:
+        """Pull in items polled at intervals longer than the cap, once it has shrunk."""
+        cap = max(self.settings.min_interval, self._interval_cap(now))
+        if cap * 1.25 >= self._applied_cap:  # not shrunk enough to be worth a scan
+            self._applied_cap = max(self._applied_cap, cap)
+            return
+        self._applied_cap = cap
+        for entry in self._entries.values():
+            if entry.interval > cap and not entry.finishing:
+                last = entry.due - entry.interval
+                self._set_interval(entry, cap)
+                self._schedule(entry, max(now, last + cap))
 
     def _fail(self, entry: _Entry, error: BaseException) -> None:
         for listener in list(entry.listeners):
@@ -410,7 +461,7 @@ class Engine(Generic[R]):
         if self._event_rate is not None:
             owed = pages / s.listing_budget - self._events
             if owed > 0:
-                spacing = max(spacing, owed / max(self._event_rate, 1e-9))
+                spacing = max(spacing, owed / max(self._finish_rate(self._now()), 1e-9))
         return max(s.min_interval, min(spacing, self._period, s.max_interval))
 
     def _after_listing(self, now: float) -> None:
@@ -452,6 +503,7 @@ class Engine(Generic[R]):
                 if listing_mode:
                     listing_mode = False
                     self._rebuild_heap()
+                self._tighten(now)
                 due = self._due(now)
                 if due:
                     await self._poll_many(due)

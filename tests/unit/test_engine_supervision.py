@@ -197,3 +197,43 @@ async def test_waiting_for_nothing_returns_at_once() -> None:
 def test_poll_settings_refuse_values_that_are_not_finite(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be|need"):
         PollSettings(**options)  # type: ignore[arg-type]
+
+
+@dataclass
+class TimedKind(ScriptedKind):
+    """Each item finishes at its own virtual time."""
+
+    ends: dict[str, float] = field(default_factory=dict)
+    seen_final: dict[str, float] = field(default_factory=dict)
+
+    async def fetch(self, item_id: str) -> Rec:
+        assert self.time is not None
+        self.asked.append((item_id, self.time.now))
+        done = self.time.now >= self.ends[item_id]
+        if done:
+            self.seen_final.setdefault(item_id, self.time.now)
+        return Rec(item_id, "success" if done else "running")
+
+
+async def test_the_last_items_of_a_big_watch_are_not_left_at_long_intervals() -> None:
+    # 990 items end within 20 s, 10 at 80 s: once the burst is over, the few left are
+    # polled often enough to be noticed soon, for the cost of a few finishes
+    ends = {str(i): 1.0 + (i % 99) * 0.2 for i in range(990)}
+    ends |= {str(i): 80.0 for i in range(990, 1000)}
+    kind = TimedKind(ends=ends)
+    engine, _ = engine_for(kind)
+    recs = await asyncio.wait_for(wait_all(engine, list(ends), timeout=None), 30)
+    assert all(r.status == "success" for r in recs)
+    lags = [kind.seen_final[i] - ends[i] for i in map(str, range(990, 1000))]
+    assert max(lags) <= 5.0, lags  # at 30 s intervals (max_interval) it is up to 30 s
+    late_polls = [i for i, t in kind.asked if t > 25.0]
+    # ten items for 55 s cost at most listing_budget requests per finish of the burst
+    assert len(late_polls) <= 0.5 * 990, len(late_polls)
+
+
+async def test_one_item_alone_still_grows_to_max_interval() -> None:
+    kind = TimedKind(ends={"a": 500.0})
+    engine, _ = engine_for(kind)
+    await asyncio.wait_for(wait_all(engine, ["a"], timeout=None), 30)
+    times = [t for _, t in kind.asked]
+    assert max(b - a for a, b in itertools.pairwise(times)) == pytest.approx(30.0)
