@@ -9,17 +9,21 @@ Its pure parts (errors from answers, the retry decision, key-free chains, counte
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import msgspec
 import yarl
+from aiohttp.client_proto import ResponseHandler
 
 from aiotd._config import RetryPolicy, Timeouts
 from aiotd._sansio import (
@@ -235,12 +239,12 @@ class RetryBudget:
     server gets ``max_attempts`` tries in all, not ``max_attempts`` per resumption.
     """
 
-    def __init__(self, http: HTTP, policy: RetryPolicy) -> None:
+    def __init__(self, http: HTTP, policy: RetryPolicy, *, started: float | None = None) -> None:
         self._http = http
         self.policy = policy
         #: tries made so far, the first one included
         self.tries = 1
-        self._start = time.monotonic()
+        self._start = time.monotonic() if started is None else started
 
     async def backoff(self, error: TDError) -> None:
         """Wait before the next try after ``error``, or raise ``error`` if there is none.
@@ -281,9 +285,54 @@ class RetryBudget:
 # ---------------------------------------------------------------- the HTTP layer
 
 
-@dataclass(frozen=True)
+class _Protocol(ResponseHandler):
+    """aiohttp's connection protocol with a cheaper read timer that fires at the same time.
+
+    aiohttp cancels its ``sock_read`` timer and schedules a new one on every chunk it
+    receives: three timer operations for a small answer, ~7% of the CPU of a ``job/status``
+    call. Here a connection keeps one timer that moves only when it fires: a chunk pushes the
+    deadline on, and the timer, firing before it, waits again until then. So the read
+    timeout still fires ``read`` seconds after the last byte, as aiohttp's does.
+    (aiohttp >= 3.13.3 arms, pushes and drops its timer through these three methods.)
+    """
+
+    _deadline: float | None = None
+    _read_timer: asyncio.TimerHandle | None = None
+    #: when the timer fires (``inf`` when there is none)
+    _timer_at = math.inf
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._deadline = None
+            return
+        deadline = self._deadline = self._loop.time() + timeout
+        if self._timer_at > deadline:  # no timer yet, or one set for later
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        self._timer_at = when
+        self._read_timer = self._loop.call_at(when, self._read_timer_fired)
+
+    def _drop_timeout(self) -> None:
+        self._deadline = None
+
+    def _read_timer_fired(self) -> None:
+        self._read_timer, self._timer_at = None, math.inf
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline:
+            self._arm(deadline)
+            return
+        self._on_read_timeout()
+
+
+@dataclass(slots=True)
 class _Call:
-    """What one call asks, the same for each of its tries."""
+    """What one call asks, the same for each of its tries (never changed once made)."""
 
     method: str
     url: str
@@ -297,9 +346,11 @@ class _Call:
     stream: bool
     timeout: aiohttp.ClientTimeout
     group: GroupStats
+    #: ``time.monotonic()`` when the call began, where its retry budget's time starts
+    started: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Hop:
     """One request of a try: the first, or one that follows a redirect."""
 
@@ -307,8 +358,8 @@ class _Hop:
     url: str
     query: list[tuple[str, str]] | None
     headers: dict[str, str]
-    payload: Any
-    size: int
+    payload: Any = None
+    size: int = 0
 
 
 def _follow(hop: _Hop, status: int, location: yarl.URL, home: yarl.URL, url: str) -> _Hop:
@@ -360,9 +411,10 @@ class HTTP:
     honoured pauses every request of this client until the hint has passed, not only the one
     that got it. A whole answer is read up to ``max_response_size`` bytes (decoded).
 
-    A call goes down four levels: ``_send`` (the retry loop), ``_send_once`` (one try: the
-    429 pause, the connection budget, the body), ``_send_handling_redirects`` and
-    ``_send_single_request`` (one request to aiohttp, its errors mapped).
+    A call goes down three levels: ``_send`` (the retry loop), ``_send_once`` (one try: the
+    429 pause, the connection budget, the request, the body) and ``_send_single_request``
+    (one request to aiohttp, its errors mapped); a redirect is followed by
+    ``_send_handling_redirects``. Each level is a plain await: one call costs few coroutines.
     """
 
     def __init__(
@@ -385,6 +437,8 @@ class HTTP:
         if user_agent is not None and any(c in user_agent for c in _LINE_BREAKS):
             raise ValueError("user_agent must not contain line breaks (CR, LF) or NUL")
         self._auth = f"TD1 {apikey}"
+        #: the headers of a call that adds none (shared: never changed, aiohttp copies them)
+        self._auth_headers = {"Authorization": self._auth}
         # the key, and its secret part (after ``1/``) as a server may echo it escaped
         secret = apikey.split("/", 1)[-1]
         parts = [apikey] + ([secret] if secret != apikey and len(secret) >= 8 else [])
@@ -403,7 +457,9 @@ class HTTP:
         self._headers = base
         self.stats = Stats()
         self._session: aiohttp.ClientSession | None = None
-        self._budget: asyncio.Semaphore | None = None
+        # the connection budget: requests in flight, and those waiting for a slot (FIFO)
+        self._in_flight = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._paused_until = 0.0
         self._closing = False
         self._streams: set[aiohttp.ClientResponse] = set()
@@ -427,6 +483,10 @@ class HTTP:
                 ssl=self._verify_ssl,
                 ttl_dns_cache=300,
             )
+            # aiohttp makes each connection's protocol with this factory
+            loop = asyncio.get_running_loop()
+            factory = functools.partial(_Protocol, loop=loop)
+            connector._factory = cast("functools.partial[ResponseHandler]", factory)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
@@ -434,7 +494,6 @@ class HTTP:
                 auto_decompress=True,
                 raise_for_status=False,
             )
-            self._budget = asyncio.Semaphore(self.max_connections)
         return self._session
 
     @property
@@ -515,14 +574,40 @@ class HTTP:
             raise ClientClosed("the client was closed while a call waited to retry")
 
     async def _wait_gate(self) -> None:
-        """Wait out a client-wide pause set by a 429 (a shared rate-limit budget)."""
+        """Wait out a client-wide pause set by a 429 (a shared rate-limit budget); once it
+        has passed, calls no longer look at it."""
         loop = asyncio.get_running_loop()
         while (remaining := self._paused_until - loop.time()) > 0:
             await self._sleep(remaining)
+        self._paused_until = 0.0
 
     def _pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._paused_until = max(self._paused_until, loop.time() + seconds)
+
+    async def _wait_slot(self) -> None:
+        """Wait for a slot of the connection budget, in turn: ``_free_slot`` hands it over.
+        A caller cancelled once its slot was handed over passes the slot on."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.cancelled():
+                self._slot_waiters.remove(waiter)
+            else:  # the slot came with the cancellation: it is not used
+                self._free_slot()
+            raise
+
+    def _free_slot(self) -> None:
+        """Give a slot back: to the first caller still waiting for one, or to the budget."""
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._in_flight -= 1
 
     # -- requests
 
@@ -541,21 +626,24 @@ class HTTP:
         auth: bool = True,
     ) -> _Call:
         return _Call(
-            method=method,
-            url=url,
-            query=query_items(params),
-            data=data,
-            json=json,
-            headers=headers,
-            auth=auth,
-            resend=resend or method in _IDEMPOTENT_METHODS,
-            stream=stream,
-            timeout=self._timeout_for(options, stream=stream),
-            group=self.stats.group(group_of(url)),
+            method,
+            url,
+            query_items(params),
+            data,
+            json,
+            headers,
+            auth,
+            resend or method in _IDEMPOTENT_METHODS,
+            stream,
+            self._timeout_for(options, stream=stream),
+            self.stats.group(group_of(url)),
+            time.monotonic(),
         )
 
     def _first_hop(self, call: _Call) -> _Hop:
         """The first request of a try, its body made afresh (``data`` may be a callable)."""
+        if call.data is None and call.json is None and not call.headers:
+            return _Hop(call.method, call.url, call.query, self._auth_headers if call.auth else {})
         headers = {"Authorization": self._auth} if call.auth else {}
         if call.headers:
             headers.update(call.headers)
@@ -570,9 +658,10 @@ class HTTP:
         return _Hop(call.method, call.url, call.query, headers, payload, size)
 
     async def _send(self, call: _Call, policy: RetryPolicy) -> Response:
-        """Every try of one call on one RetryBudget, ``should_retry`` deciding which fault is
-        tried again; the error raised is scrubbed of the key and chained to its cause."""
-        budget = RetryBudget(self, policy)
+        """Every try of one call on one RetryBudget (made at the first fault), ``should_retry``
+        deciding which fault is tried again; the error raised is scrubbed of the key and
+        chained to its cause."""
+        budget: RetryBudget | None = None
         while True:
             cause: BaseException | None = None
             try:
@@ -583,6 +672,8 @@ class HTTP:
             except TDError as exc:
                 error, retry = exc, False
             if retry:
+                if budget is None:
+                    budget = RetryBudget(self, policy, started=call.started)
                 try:
                     await budget._wait(error, call.group)
                     continue
@@ -597,60 +688,57 @@ class HTTP:
         is raised as a _Fault; a refusal of the client as the TDError it is."""
         if self._closing:
             raise self._closed_error(call.method, call.url)
-        session = self.session
-        assert self._budget is not None  # made with the session
+        session = self._session or self.session
         if self._paused_until:
             await self._wait_gate()
-        async with self._budget:
+        if self._in_flight < self.max_connections and not self._slot_waiters:
+            self._in_flight += 1
+        else:
+            await self._wait_slot()
+        try:
             if self._closing:
                 raise self._closed_error(call.method, call.url)
-            response = await self._send_handling_redirects(session, call)
-            if response.status < 400 and call.stream:
+            hop = self._first_hop(call)
+            response = await self._send_single_request(session, hop, call)
+            if response.status in _REDIRECTS and "Location" in response.headers:
+                response = await self._send_handling_redirects(session, call, hop, response)
+            status = response.status
+            if status < 400 and call.stream:
                 return response
-            await self._read(response, call.group)
-        if response.status < 400:
+            try:
+                if status < 400:
+                    await response._read(self.max_response_size, truncate=False)
+                else:
+                    await response._read(ERROR_BODY_LIMIT, truncate=True)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                call.group.errors += 1
+                error = self._failure(exc, response.method, response.url)
+                raise _Fault(error, cause=exc) from None
+            except ResponseTooLarge:
+                call.group.errors += 1
+                raise
+            finally:
+                response._raw.release()
+        finally:
+            self._free_slot()
+        if status < 400:
             return response
         call.group.errors += 1
         error = error_from_response(
-            response.status,
-            response.body,
-            response.headers,
-            method=response.method,
-            url=response.url,
+            status, response.body, response.headers, method=response.method, url=response.url
         )
         if isinstance(error, RateLimited):
             call.group.rate_limited += 1
         raise _Fault(error)
 
-    async def _read(self, response: Response, group: GroupStats) -> None:
-        """The whole body of a success (up to ``max_response_size``) or of an error (its
-        first ``ERROR_BODY_LIMIT`` bytes, for its message); the connection released after."""
-        try:
-            if response.status < 400:
-                await response._read(self.max_response_size, truncate=False)
-            else:
-                await response._read(ERROR_BODY_LIMIT, truncate=True)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            group.errors += 1
-            raise _Fault(self._failure(exc, response.method, response.url), cause=exc) from None
-        except ResponseTooLarge:
-            group.errors += 1
-            raise
-        finally:
-            response._raw.release()
-
     async def _send_handling_redirects(
-        self, session: aiohttp.ClientSession, call: _Call
+        self, session: aiohttp.ClientSession, call: _Call, hop: _Hop, response: Response
     ) -> Response:
-        """The request, then each redirect it gets (at most ``_MAX_REDIRECTS``): the answer
-        that is not a redirect, its body unread."""
-        hop = self._first_hop(call)
+        """The redirects that ``response`` to ``hop`` starts, each followed (at most
+        ``_MAX_REDIRECTS``): the answer that is not a redirect, its body unread."""
         home = yarl.URL(call.url, encoded=True)
         redirects = 0
-        while True:
-            response = await self._send_single_request(session, hop, call)
-            if response.status not in _REDIRECTS or "Location" not in response.headers:
-                return response
+        while response.status in _REDIRECTS and "Location" in response.headers:
             response._raw.release()
             location = _location(response._raw, hop.method, hop.url)
             redirects += 1
@@ -661,6 +749,8 @@ class HTTP:
                     url=call.url,
                 )
             hop = _follow(hop, response.status, location, home, call.url)
+            response = await self._send_single_request(session, hop, call)
+        return response
 
     async def _send_single_request(
         self, session: aiohttp.ClientSession, hop: _Hop, call: _Call
@@ -724,10 +814,27 @@ class HTTP:
         method: str,
         url: str,
         type_: type[T],
-        **kwargs: Any,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Body = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        options: CallOptions | None = None,
     ) -> T:
         """``request`` and decode the JSON body into ``type_``."""
-        response = await self.request(method, url, **kwargs)
+        call = self._prepare(
+            method,
+            url,
+            params=params,
+            data=data,
+            json=json,
+            headers=headers,
+            resend=idempotent,
+            stream=False,
+            options=options,
+        )
+        response = await self._send(call, self._policy(options))
         try:
             return decode_json(response.body, type_)
         except DecodeError as exc:
