@@ -357,7 +357,10 @@ class _Hop:
     method: str
     url: str
     query: list[tuple[str, str]] | None
-    headers: dict[str, str]
+    #: the headers of this request besides the session's (None: none)
+    headers: Mapping[str, str] | None
+    #: whether the API key goes with it (the keyed session) or not (the bare one)
+    auth: bool
     payload: Any = None
     size: int = 0
 
@@ -371,7 +374,8 @@ def _follow(hop: _Hop, status: int, location: yarl.URL, home: yarl.URL, url: str
     origin the call started at. The key never goes to another origin (object storage,
     a proxy), nor comes back to the call's own from there.
     """
-    method, payload, size, headers = hop.method, hop.payload, hop.size, hop.headers
+    method, payload, size, headers = hop.method, hop.payload, hop.size, hop.headers or {}
+    auth = hop.auth
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, payload, size = "GET", None, 0
         headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -385,7 +389,8 @@ def _follow(hop: _Hop, status: int, location: yarl.URL, home: yarl.URL, url: str
                 url=url,
             )
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-    return _Hop(method, str(location), None, headers, payload, size)
+        auth = False
+    return _Hop(method, str(location), None, headers, auth, payload, size)
 
 
 def _location(raw: aiohttp.ClientResponse, method: str, url: str) -> yarl.URL:
@@ -437,8 +442,6 @@ class HTTP:
         if user_agent is not None and any(c in user_agent for c in _LINE_BREAKS):
             raise ValueError("user_agent must not contain line breaks (CR, LF) or NUL")
         self._auth = f"TD1 {apikey}"
-        #: the headers of a call that adds none (shared: never changed, aiohttp copies them)
-        self._auth_headers = {"Authorization": self._auth}
         # the key, and its secret part (after ``1/``) as a server may echo it escaped
         secret = apikey.split("/", 1)[-1]
         parts = [apikey] + ([secret] if secret != apikey and len(secret) >= 8 else [])
@@ -454,9 +457,14 @@ class HTTP:
             if any(c in f"{name}{value}" for c in _LINE_BREAKS):
                 raise ValueError(f"header {name!r} must not contain line breaks (CR, LF) or NUL")
         base.update(headers or {})
-        self._headers = base
+        #: the default headers of the bare session (no key: pre-signed URLs, other origins)
+        self._bare_headers = {k: v for k, v in base.items() if k.lower() != "authorization"}
+        #: those of the keyed session: the key as a default header costs aiohttp less per
+        #: request than as a header of each
+        self._headers = {**self._bare_headers, "Authorization": self._auth}
         self.stats = Stats()
         self._session: aiohttp.ClientSession | None = None
+        self._bare: aiohttp.ClientSession | None = None
         # the connection budget: requests in flight, and those waiting for a slot (FIFO)
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -475,7 +483,11 @@ class HTTP:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The session, created on first use inside the running loop."""
+        """The keyed session, created on first use inside the running loop."""
+        return self._session or self._open()
+
+    def _open(self) -> aiohttp.ClientSession:
+        """Make the keyed session and the bare one: one connection pool, one key header."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
@@ -494,6 +506,14 @@ class HTTP:
                 auto_decompress=True,
                 raise_for_status=False,
             )
+            self._bare = aiohttp.ClientSession(
+                connector=connector,
+                connector_owner=False,
+                headers=self._bare_headers,
+                trace_configs=self._trace_configs or None,
+                auto_decompress=True,
+                raise_for_status=False,
+            )
         return self._session
 
     @property
@@ -508,8 +528,9 @@ class HTTP:
             _wake(waiter)
         for resp in list(self._streams):
             resp.close()
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        for session in (self._bare, self._session):  # the keyed one owns the pool
+            if session is not None and not session.closed:
+                await session.close()
 
     def redact(self, text: str) -> str:
         """``text`` with the API key replaced, for anything that may reach a log."""
@@ -642,11 +663,9 @@ class HTTP:
 
     def _first_hop(self, call: _Call) -> _Hop:
         """The first request of a try, its body made afresh (``data`` may be a callable)."""
-        if call.data is None and call.json is None and not call.headers:
-            return _Hop(call.method, call.url, call.query, self._auth_headers if call.auth else {})
-        headers = {"Authorization": self._auth} if call.auth else {}
-        if call.headers:
-            headers.update(call.headers)
+        if call.data is None and call.json is None:
+            return _Hop(call.method, call.url, call.query, call.headers, call.auth)
+        headers = dict(call.headers) if call.headers else {}
         payload = call.data() if callable(call.data) else call.data
         size = len(payload) if isinstance(payload, (bytes, bytearray)) else 0
         if call.json is not None:
@@ -655,7 +674,7 @@ class HTTP:
             headers.setdefault("Content-Type", "application/json")
         elif isinstance(payload, Mapping):
             payload = {k: form_value(v) for k, v in payload.items() if v is not None}
-        return _Hop(call.method, call.url, call.query, headers, payload, size)
+        return _Hop(call.method, call.url, call.query, headers, call.auth, payload, size)
 
     async def _send(self, call: _Call, policy: RetryPolicy) -> Response:
         """Every try of one call on one RetryBudget (made at the first fault), ``should_retry``
@@ -688,7 +707,8 @@ class HTTP:
         is raised as a _Fault; a refusal of the client as the TDError it is."""
         if self._closing:
             raise self._closed_error(call.method, call.url)
-        session = self._session or self.session
+        if self._session is None:
+            self._open()
         if self._paused_until:
             await self._wait_gate()
         if self._in_flight < self.max_connections and not self._slot_waiters:
@@ -699,9 +719,9 @@ class HTTP:
             if self._closing:
                 raise self._closed_error(call.method, call.url)
             hop = self._first_hop(call)
-            response = await self._send_single_request(session, hop, call)
+            response = await self._send_single_request(hop, call)
             if response.status in _REDIRECTS and "Location" in response.headers:
-                response = await self._send_handling_redirects(session, call, hop, response)
+                response = await self._send_handling_redirects(call, hop, response)
             status = response.status
             if status < 400 and call.stream:
                 return response
@@ -732,7 +752,7 @@ class HTTP:
         raise _Fault(error)
 
     async def _send_handling_redirects(
-        self, session: aiohttp.ClientSession, call: _Call, hop: _Hop, response: Response
+        self, call: _Call, hop: _Hop, response: Response
     ) -> Response:
         """The redirects that ``response`` to ``hop`` starts, each followed (at most
         ``_MAX_REDIRECTS``): the answer that is not a redirect, its body unread."""
@@ -749,14 +769,14 @@ class HTTP:
                     url=call.url,
                 )
             hop = _follow(hop, response.status, location, home, call.url)
-            response = await self._send_single_request(session, hop, call)
+            response = await self._send_single_request(hop, call)
         return response
 
-    async def _send_single_request(
-        self, session: aiohttp.ClientSession, hop: _Hop, call: _Call
-    ) -> Response:
-        """One request to aiohttp, counted; its failure mapped to a TransportError fault
-        (ClientClosed when ``close()`` caused it)."""
+    async def _send_single_request(self, hop: _Hop, call: _Call) -> Response:
+        """One request to aiohttp on the keyed or the bare session, counted; its failure
+        mapped to a TransportError fault (ClientClosed when ``close()`` caused it)."""
+        session = self._session if hop.auth else self._bare
+        assert session is not None  # both made by the first try
         group = call.group
         group.requests += 1
         group.bytes_out += hop.size

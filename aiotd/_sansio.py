@@ -54,6 +54,10 @@ def segment(value: str | int) -> str:
     Only a str or an int is an id or a name: ``None`` would be sent as ``None``. ``.`` and
     ``..`` are refused too, since a normalising proxy would resolve them to another path.
     """
+    if type(value) is int:
+        return str(value)  # digits and ``-``: nothing to escape
+    if type(value) is str and value.isascii() and value.isalnum():
+        return value  # the common id or name: nothing to escape, nor blank or a dot segment
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"an id or name must be a str or an int, not {type(value).__name__}")
     text = str(value)
@@ -74,7 +78,14 @@ def group_of(url: str) -> str:
     if scheme >= 0:
         slash = url.find("/", scheme + 3)
         path = url[slash:] if slash >= 0 else "/"
-    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    if path.startswith(("/v3/", "/api/")) and "//" not in path and not path.endswith("/"):
+        # the usual shape, no empty segment to skip: ``/v3/job/status/1``, ``/api/attempts``
+        parts = path.split("/", 4)
+        return "/".join(parts[2:4] if parts[1] == "v3" else parts[1:3])
+    parts = [p for p in path.split("/") if p]
     if not parts:
         return "/"
     if parts[0] == "v3":
