@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import msgspec
 import pytest
 from aiohttp import web
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.helpers import TimeoutHandle
 
 import aiotd
 from aiotd import errors
+from aiotd._http import HTTP
 from aiotd._resource import CoreResource
 
-from .conftest import KEY, Scripted, reply
+from .conftest import KEY, Handler, Scripted, reply
 
 FAST = aiotd.RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.02)
 
@@ -152,6 +156,140 @@ async def test_timeouts_raise_transport_error(scripted: Scripted) -> None:
         with pytest.raises(errors.TransportError, match="timed out"):
             await CoreResource(td)._call("GET", "/v3/slow", Status)
     assert scripted.count("/v3/slow") == 2
+
+
+def stalling(release: asyncio.Event, head: bytes = b"") -> Handler:
+    """A handler that sends its headers, then ``head`` of a longer body, then nothing more
+    until ``release`` (before its headers when ``head`` is None)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(head) + 100
+        await resp.prepare(request)
+        await resp.write(head)
+        await asyncio.wait_for(release.wait(), 10)
+        return resp
+
+    return handler
+
+
+async def test_a_silent_server_times_out_after_read_before_total(scripted: Scripted) -> None:
+    release = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.wait_for(release.wait(), 10)
+        return web.json_response({"status": "ok"})
+
+    scripted.on("/v3/silent", silent)
+    scripted.on("/v3/cut", stalling(release, b'{"status": '))
+    timeouts = aiotd.Timeouts(connect=1, read=0.2, total=30)
+    try:
+        async with client(scripted, timeout=timeouts, retry=aiotd.RetryPolicy.never()) as td:
+            for path in ("/v3/silent", "/v3/cut"):  # no headers yet / a body cut short
+                start = time.monotonic()
+                with pytest.raises(errors.TransportError, match="timed out"):
+                    await CoreResource(td)._call("GET", path, Status)
+                assert time.monotonic() - start < 2
+    finally:
+        release.set()
+
+
+async def test_the_read_timeout_counts_from_the_last_byte(scripted: Scripted) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        body = b'{"status": "ok", "pad": "' + b"x" * 6 + b'"}'
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        for i in range(0, len(body), 5):
+            await asyncio.sleep(0.1)
+            await resp.write(body[i : i + 5])
+        return resp
+
+    scripted.on("/v3/slow", trickle)
+    # 8 pieces 0.1 s apart: the whole body takes twice the read timeout, each gap a third
+    timeouts = aiotd.Timeouts(connect=1, read=0.4, total=30)
+    async with client(scripted, timeout=timeouts, retry=aiotd.RetryPolicy.never()) as td:
+        assert await CoreResource(td)._call("GET", "/v3/slow", Status) == Status("ok")
+
+
+async def test_a_shorter_read_timeout_holds_on_a_reused_connection(scripted: Scripted) -> None:
+    ports: list[int] = []
+    release = asyncio.Event()
+    stall = stalling(release)
+
+    async def fast(request: web.Request) -> web.StreamResponse:
+        ports.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        return web.json_response({"status": "ok"})
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        ports.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        return await stall(request)
+
+    scripted.on("/v3/fast", fast)
+    scripted.on("/v3/slow", slow)
+    try:
+        async with client(scripted, timeout=aiotd.Timeouts(read=60, total=60)) as td:
+            await CoreResource(td)._call("GET", "/v3/fast", Status)  # a read timer 60 s out
+            view = td.with_options(
+                timeout=aiotd.Timeouts(read=0.2, total=30), retry=aiotd.RetryPolicy.never()
+            )
+            start = time.monotonic()
+            with pytest.raises(errors.TransportError, match="timed out"):
+                await CoreResource(view)._call("GET", "/v3/slow", Status)
+            assert time.monotonic() - start < 2
+    finally:
+        release.set()
+    assert ports[0] == ports[1]  # the same connection
+
+
+async def test_a_call_schedules_one_timer_whatever_its_chunks(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = 16
+        await resp.prepare(request)
+        await resp.write(b'{"status": ')
+        await asyncio.sleep(0)  # the rest in a packet of its own
+        await resp.write(b'"ok"}')
+        return resp
+
+    scripted.on("/v3/x", chunked)
+    loop = asyncio.get_running_loop()
+    timers: list[object] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        if isinstance(getattr(callback, "__self__", None), (ResponseHandler, TimeoutHandle)):
+            timers.append(callback)  # the client's: aiohttp's total timer, a read timer
+        return call_at(when, callback, *args, context=context)
+
+    async with client(scripted) as td:
+        await CoreResource(td)._call("GET", "/v3/x", Status)  # the connection made
+        monkeypatch.setattr(loop, "call_at", counting)
+        for _ in range(20):
+            assert await CoreResource(td)._call("GET", "/v3/x", Status) == Status("ok")
+    # aiohttp's own read timer is scheduled again for the request and for each chunk
+    assert len(timers) <= 20 + 2
+
+
+async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on() -> None:
+    http = HTTP(apikey=KEY, timeouts=aiotd.Timeouts(), retry=FAST, max_connections=1)
+    http._in_flight = 1  # a call holds the only slot
+    handed, behind, gone = (asyncio.create_task(http._wait_slot()) for _ in range(3))
+    await asyncio.sleep(0)
+    gone.cancel()  # cancelled while waiting: no longer in the queue
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    http._free_slot()  # the slot goes to the first waiter...
+    handed.cancel()  # ...cancelled before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    await asyncio.wait_for(behind, 1)  # it passed the slot on
+    assert http._in_flight == 1
+    assert not http._slot_waiters
+    http._free_slot()
+    assert http._in_flight == 0
 
 
 async def test_connection_refused_is_a_transport_error() -> None:
