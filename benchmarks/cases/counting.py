@@ -1,4 +1,4 @@
-"""Case 3b, watching under every reading of ``job/list``'s ``count`` and two page caps.
+"""Case 3c, watching under every reading of ``job/list``'s ``count`` and two page caps.
 
 The recorded bodies disagree on what ``count`` counts (the page's length, the span asked,
 or the total), and a server may cut pages shorter than ``to`` asks. The emulator serves each
@@ -86,7 +86,7 @@ async def run(ctx: Context) -> list[CaseResult]:
     runs[NAIVE] = [await _one("page", 100, NAIVE, plan, watched)]
     case = CaseResult(
         name="counting",
-        title=f"3b. Watching {watched:,} jobs among {watched:,} busy ones, every reading of count",
+        title=f"3c. Watching {watched:,} jobs among {watched:,} busy ones, every reading of count",
         about=(
             f"{watched:,} jobs running {low:g}-{high:g} s (uniform; 5% end in error) among "
             f"{watched:,} unwatched long-running jobs, half issued before them and half after. "
