@@ -301,12 +301,18 @@ class _Protocol(ResponseHandler):
     #: when the timer fires (``inf`` when there is none)
     _timer_at = math.inf
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        # the loop's clock, read without a call through the loop when it is asyncio's own
+        base = type(loop).time is asyncio.BaseEventLoop.time
+        self._now: Callable[[], float] = time.monotonic if base else loop.time
+
     def _reschedule_timeout(self) -> None:
         timeout = self._read_timeout
         if not timeout:
             self._deadline = None
             return
-        deadline = self._deadline = self._loop.time() + timeout
+        deadline = self._deadline = self._now() + timeout
         if self._timer_at > deadline:  # no timer yet, or one set for later
             if self._read_timer is not None:
                 self._read_timer.cancel()
@@ -324,7 +330,7 @@ class _Protocol(ResponseHandler):
         deadline = self._deadline
         if deadline is None:
             return
-        if self._loop.time() < deadline:
+        if self._now() < deadline:
             self._arm(deadline)
             return
         self._on_read_timeout()
@@ -646,18 +652,19 @@ class HTTP:
         options: CallOptions | None,
         auth: bool = True,
     ) -> _Call:
+        group = group_of(url)
         return _Call(
             method,
             url,
-            query_items(params),
+            query_items(params) if params else None,
             data,
             json,
             headers,
             auth,
             resend or method in _IDEMPOTENT_METHODS,
             stream,
-            self._timeout_for(options, stream=stream),
-            self.stats.group(group_of(url)),
+            self._timeout_for(options, stream=stream) if options or stream else self._timeout,
+            self.stats.groups.get(group) or self.stats.group(group),
             time.monotonic(),
         )
 
