@@ -134,7 +134,7 @@ def relaxed(cls: type[_M], names: tuple[str, ...]) -> type[_M]:
 def completed(answer: Model, cls: type[_M], known: Mapping[str, str]) -> _M:
     """``answer`` (decoded as ``relaxed(cls, ...)``) as a plain ``cls``, each field of
     ``known`` that the answer left empty taken from ``known``."""
-    values = {name: getattr(answer, name) for name in cls.__struct_fields__}
+    values = msgspec.structs.asdict(answer)  # the fields of cls: relaxed() adds none
     for name, value in known.items():
         if not values[name]:
             values[name] = value
