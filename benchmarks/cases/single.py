@@ -114,6 +114,59 @@ METRICS = [
 ]
 
 
+#: aiotd against the bare loop, measured side by side: at most this much CPU per call...
+CPU_TARGET = 1.1
+#: ...and at least this much of its throughput
+CALLS_TARGET = 0.9
+
+
+def _targets(case: CaseResult, calls: int) -> tuple[list[Target], list[str]]:
+    """The targets against the bare aiohttp loop and td-client-python, and notes saying the
+    CPU per call of each and the gap of each target missed."""
+    a = case.median("aiotd", "calls_per_s")
+    floor = case.median("aiohttp (floor)", "calls_per_s")
+    tdc = case.median("td-client (50 threads)", "calls_per_s")
+    cpu = {name: case.median(name, "cpu_timed") * 1000 / calls for name in CONTENDERS}
+    cpu_a, cpu_floor = cpu["aiotd"], cpu["aiohttp (floor)"]
+    targets = [
+        Target(
+            f"aiotd client CPU per call ≤ {CPU_TARGET} × bare aiohttp",
+            f"{cpu_a / cpu_floor:.2f} × ({cpu_a:.3f} vs {cpu_floor:.3f} ms)",
+            cpu_a <= CPU_TARGET * cpu_floor,
+        ),
+        Target(
+            f"aiotd ≥ {CALLS_TARGET} × bare aiohttp calls/s",
+            f"{a / floor:.2f} × ({a:,.0f} vs {floor:,.0f} calls/s)",
+            a >= CALLS_TARGET * floor,
+        ),
+        Target(
+            "aiotd ≥ 2 × td-client-python calls/s",
+            f"{a / tdc:.2f} × ({a:,.0f} vs {tdc:,.0f} calls/s)",
+            a >= 2 * tdc,
+        ),
+    ]
+    notes = [
+        f"Client CPU per call: aiotd {cpu_a:.3f} ms, bare aiohttp {cpu_floor:.3f} ms, "
+        f"td-client-python {cpu['td-client (50 threads)']:.3f} ms. What aiotd adds per call: "
+        "the request record, the retry loop (its budget made only at a fault), statistics, the "
+        "429 pause check, the connection slot, error mapping, model decoding; its read timeout "
+        "is one timer per connection moved lazily, not aiohttp's timer per chunk."
+    ]
+    if cpu_a > CPU_TARGET * cpu_floor:
+        notes.append(
+            f"CPU target missed by {cpu_a / (CPU_TARGET * cpu_floor):.2f}× "
+            f"({cpu_a - CPU_TARGET * cpu_floor:.3f} ms per call over the target)."
+        )
+    if a < CALLS_TARGET * floor:
+        notes.append(
+            f"Throughput target missed by {CALLS_TARGET * floor / a:.2f}×: with the emulator on "
+            "the other core, the client's core bounds the calls/s, so they follow CPU per "
+            "call; calls/s vary from run to run on a shared machine, CPU per call is the "
+            "steadier figure."
+        )
+    return targets, notes
+
+
 async def run(ctx: Context) -> list[CaseResult]:
     calls = 2_000 if ctx.quick else 5_000
     started = time.perf_counter()
@@ -153,37 +206,8 @@ async def run(ctx: Context) -> list[CaseResult]:
         chart_metrics=["calls_per_s", "cpu_timed"],
         quick=ctx.quick,
     )
-    a = case.median("aiotd", "calls_per_s")
-    floor = case.median("aiohttp (floor)", "calls_per_s")
-    tdc = case.median("td-client (50 threads)", "calls_per_s")
-    case.targets = [
-        Target(
-            "aiotd ≥ 0.85 × bare aiohttp calls/s",
-            f"{a / floor:.2f} × ({a:,.0f} vs {floor:,.0f} calls/s)",
-            a >= 0.85 * floor,
-        ),
-        Target(
-            "aiotd ≥ 2 × td-client-python calls/s",
-            f"{a / tdc:.2f} × ({a:,.0f} vs {tdc:,.0f} calls/s)",
-            a >= 2 * tdc,
-        ),
-    ]
-    cpu_a = case.median("aiotd", "cpu_timed")
-    cpu_floor = case.median("aiohttp (floor)", "cpu_timed")
-    cpu_tdc = case.median("td-client (50 threads)", "cpu_timed")
-    case.notes.append(
-        f"Client CPU per call: aiotd {cpu_a * 1000 / calls:.3f} ms, bare aiohttp "
-        f"{cpu_floor * 1000 / calls:.3f} ms, td-client-python {cpu_tdc * 1000 / calls:.3f} ms."
-    )
-    if a < 0.85 * floor:
-        case.notes.append(
-            f"Throughput target missed by {0.85 * floor / a:.2f}×: aiotd spends "
-            f"{cpu_a / cpu_floor:.2f}× the client CPU of bare aiohttp per call (request "
-            "building, retry loop, stats, error mapping, model decoding), and with the "
-            "emulator on the other core the client's core is the bottleneck, so calls/s "
-            "follow CPU per call. The calls/s of both vary from run to run on a shared "
-            "machine; CPU per call is the steadier figure."
-        )
+    case.targets, notes = _targets(case, calls)
+    case.notes.extend(notes)
     case.seconds = time.perf_counter() - started
     bar_chart(case, ctx.out_dir / "single.png")
     return [case]
