@@ -15,7 +15,7 @@ import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -79,6 +79,8 @@ USER_AGENT = f"aiotd/{__version__}"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: what aiohttp raises for a request that failed in the network
+_SEND_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError)
 _READ_CHUNK = 1 << 16
 _LINE_BREAKS = ("\r", "\n", "\0")
 #: The cap on a whole (non-streamed) answer, decoded. A ``job/list`` item is about 0.6 KB
@@ -422,10 +424,11 @@ class HTTP:
     honoured pauses every request of this client until the hint has passed, not only the one
     that got it. A whole answer is read up to ``max_response_size`` bytes (decoded).
 
-    A call goes down three levels: ``_send`` (the retry loop), ``_send_once`` (one try: the
-    429 pause, the connection budget, the request, the body) and ``_send_single_request``
-    (one request to aiohttp, its errors mapped); a redirect is followed by
-    ``_send_handling_redirects``. Each level is a plain await: one call costs few coroutines.
+    A call goes down two coroutines: ``_send`` (the retry loop) and ``_send_once`` (one try:
+    the 429 pause, the connection budget, the request, the body), which awaits aiohttp's
+    request as ``_send_single_request`` makes it and maps its failure with ``_send_fault``;
+    a redirect is followed by ``_send_handling_redirects``. Few coroutine levels per call:
+    each one is entered again on every resumption of the call.
     """
 
     def __init__(
@@ -726,7 +729,11 @@ class HTTP:
             if self._closing:
                 raise self._closed_error(call.method, call.url)
             hop = self._first_hop(call)
-            response = await self._send_single_request(hop, call)
+            try:
+                raw = await self._send_single_request(hop, call)
+            except _SEND_ERRORS as exc:
+                raise self._send_fault(exc, hop, call) from None
+            response = Response(self, raw, call.group, hop.method, hop.url)
             if response.status in _REDIRECTS and "Location" in response.headers:
                 response = await self._send_handling_redirects(call, hop, response)
             status = response.status
@@ -776,34 +783,40 @@ class HTTP:
                     url=call.url,
                 )
             hop = _follow(hop, response.status, location, home, call.url)
-            response = await self._send_single_request(hop, call)
+            try:
+                raw = await self._send_single_request(hop, call)
+            except _SEND_ERRORS as exc:
+                raise self._send_fault(exc, hop, call) from None
+            response = Response(self, raw, call.group, hop.method, hop.url)
         return response
 
-    async def _send_single_request(self, hop: _Hop, call: _Call) -> Response:
-        """One request to aiohttp on the keyed or the bare session, counted; its failure
-        mapped to a TransportError fault (ClientClosed when ``close()`` caused it)."""
+    def _send_single_request(self, hop: _Hop, call: _Call) -> Awaitable[aiohttp.ClientResponse]:
+        """One request to aiohttp on the keyed or the bare session, counted: the awaitable
+        of its answer, whose failures (``_SEND_ERRORS``) the caller maps with ``_send_fault``.
+        Not a coroutine of its own: one call costs one coroutine less."""
         session = self._session if hop.auth else self._bare
         assert session is not None  # both made by the first try
         group = call.group
         group.requests += 1
         group.bytes_out += hop.size
-        try:
-            raw = await session.request(
-                hop.method,
-                yarl.URL(hop.url, encoded=True),
-                params=hop.query,
-                data=hop.payload,
-                headers=hop.headers,
-                allow_redirects=False,
-                timeout=call.timeout,
-            )
-        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
-            group.errors += 1
-            # A request that never connected was not applied: safe to send again.
-            connected = not isinstance(exc, aiohttp.ClientConnectorError)
-            error = self._failure(exc, hop.method, hop.url)
-            raise _Fault(error, connected=connected, cause=exc) from None
-        return Response(self, raw, group, hop.method, hop.url)
+        return session.request(
+            hop.method,
+            yarl.URL(hop.url, encoded=True),
+            params=hop.query,
+            data=hop.payload,
+            headers=hop.headers,
+            allow_redirects=False,
+            timeout=call.timeout,
+        )
+
+    def _send_fault(self, exc: BaseException, hop: _Hop, call: _Call) -> _Fault:
+        """The TransportError fault of a request that failed (ClientClosed when ``close()``
+        caused it), counted."""
+        call.group.errors += 1
+        # A request that never connected was not applied: safe to send again.
+        connected = not isinstance(exc, aiohttp.ClientConnectorError)
+        error = self._failure(exc, hop.method, hop.url)
+        return _Fault(error, connected=connected, cause=exc)
 
     async def request(
         self,

@@ -70,22 +70,23 @@ def segment(value: str | int) -> str:
     return quote(text, safe="")
 
 
+#: the usual URL, ``http(s)://host/v3/a/b...`` or ``.../api/a...`` with no empty segment in
+#: the group: its group read in one match, as the general rule below would find it
+_USUAL_URL = re.compile(r"https?://[^/]*/(?:v3/([^/?]+/[^/?]+)|(api/[^/?]+))(?![^/?])")
+
+
 def group_of(url: str) -> str:
-    """The statistics group of a URL or path: ``/v3/job/status/1`` -> ``job/status``,
+    """The statistics group of a URL or path: ``/v3/job/status/123`` -> ``job/status``,
     ``https://h/api/attempts/5/tasks`` -> ``api/attempts``."""
+    usual = _USUAL_URL.match(url)
+    if usual:
+        return usual[1] or usual[2]
     path = url
     scheme = url.find("://")
     if scheme >= 0:
         slash = url.find("/", scheme + 3)
         path = url[slash:] if slash >= 0 else "/"
-    query = path.find("?")
-    if query >= 0:
-        path = path[:query]
-    if path.startswith(("/v3/", "/api/")) and "//" not in path and not path.endswith("/"):
-        # the usual shape, no empty segment to skip: ``/v3/job/status/1``, ``/api/attempts``
-        parts = path.split("/", 4)
-        return "/".join(parts[2:4] if parts[1] == "v3" else parts[1:3])
-    parts = [p for p in path.split("/") if p]
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
     if not parts:
         return "/"
     if parts[0] == "v3":

@@ -139,6 +139,27 @@ def test_group_of() -> None:
     assert group_of("/v3/job/list?status=running") == "job/list"
 
 
+@pytest.mark.parametrize(
+    ("url", "group"),
+    [
+        ("http://127.0.0.1:8080/v3/job/status/123", "job/status"),
+        ("https://api.treasuredata.com/v3/system/server_status", "system/server_status"),
+        ("https://h/api/attempts/5/tasks", "api/attempts"),
+        ("https://h/api/projects?name=x", "api/projects"),
+        ("https://h/v3/job/list/?from=0", "job/list"),
+        # empty segments are skipped, as in a path
+        ("https://h/v3//job//status/1", "job/status"),
+        ("https://h/api//logs/1", "api/logs"),
+        ("https://h/v3/job?x=/a/b", "job"),
+        ("https://h/v3", "v3"),
+        ("https://h", "/"),
+        ("https://h/other/thing", "other"),
+    ],
+)
+def test_group_of_a_whole_url(url: str, group: str) -> None:
+    assert group_of(url) == group
+
+
 class _Thing(msgspec.Struct):
     id: str
     count: int
