@@ -79,6 +79,8 @@ USER_AGENT = f"aiotd/{__version__}"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: how many origins ``_yarl`` keeps parsed: the two endpoints and a few storage hosts
+_ORIGINS_KEPT = 16
 #: what aiohttp raises for a request that failed in the network
 _SEND_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError)
 _READ_CHUNK = 1 << 16
@@ -474,6 +476,8 @@ class HTTP:
         self.stats = Stats()
         self._session: aiohttp.ClientSession | None = None
         self._bare: aiohttp.ClientSession | None = None
+        #: the origins of the URLs requested, parsed (``_yarl``)
+        self._origins: dict[str, yarl.URL] = {}
         # the connection budget: requests in flight, and those waiting for a slot (FIFO)
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -801,13 +805,27 @@ class HTTP:
         group.bytes_out += hop.size
         return session.request(
             hop.method,
-            yarl.URL(hop.url, encoded=True),
+            self._yarl(hop.url),
             params=hop.query,
             data=hop.payload,
             headers=hop.headers,
             allow_redirects=False,
             timeout=call.timeout,
         )
+
+    def _yarl(self, url: str) -> yarl.URL:
+        """``url`` as yarl's ``URL(url, encoded=True)``, at half its cost for the usual URL
+        (an origin and a path, no query): the origin parsed once, the path set on it."""
+        scheme = url.find("://")
+        slash = url.find("/", scheme + 3) if scheme > 0 else -1
+        if slash < 0 or "?" in url or "#" in url:
+            return yarl.URL(url, encoded=True)
+        origin = self._origins.get(url[:slash])
+        if origin is None:
+            origin = yarl.URL(url[:slash], encoded=True)
+            if len(self._origins) < _ORIGINS_KEPT:
+                self._origins[url[:slash]] = origin
+        return origin.with_path(url[slash:], encoded=True)
 
     def _send_fault(self, exc: BaseException, hop: _Hop, call: _Call) -> _Fault:
         """The TransportError fault of a request that failed (ClientClosed when ``close()``

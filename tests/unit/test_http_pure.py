@@ -354,3 +354,33 @@ def test_safe_cause_copies_what_holds_the_key_and_keeps_plain_exceptions() -> No
     assert kept is timeout
     assert kept.__context__ is None
     assert kept.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v3/job/status/123",
+        "https://api.treasuredata.com/v3/job/status/1",
+        "https://api-workflow.treasuredata.com/api/logs/1/files/a%40b%2Fc.gz",  # kept encoded
+        "https://user:pass@h:8443/x/y",
+        "http://[::1]:9000/v3/x",
+        "https://h/",
+        "https://h",
+        "https://h/a?X-Amz-Signature=a%2Bb&x=1",
+        "https://h/a#frag",
+        "/v3/relative",
+    ],
+)
+def test_urls_are_given_to_aiohttp_as_yarl_parses_them(url: str) -> None:
+    from aiotd._http import HTTP
+
+    http = HTTP(apikey="1/" + "a" * 40, timeouts=Timeouts(), retry=RetryPolicy(), max_connections=1)
+    for _ in range(2):  # the origin parsed, then kept
+        got = http._yarl(url)
+        want = yarl.URL(url, encoded=True)
+        assert got == want
+        assert (str(got), got.raw_path, got.raw_query_string) == (
+            str(want),
+            want.raw_path,
+            want.raw_query_string,
+        )
