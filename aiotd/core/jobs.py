@@ -420,13 +420,13 @@ class Jobs(CoreResource):
     async def row_batches(
         self, job_id: str | int, *, format: str = "msgpack.gz", chunk_size: int = 1 << 16
     ) -> AsyncGenerator[builtins.list[builtins.list[Any]], None]:
-        """Rows of a job's result in lists, each the rows decoded from one network chunk.
+        """Rows of a job's result in lists of about 256, decoded as the bytes arrive.
 
         The fast way through a large result: one async step per list, not per row.
         ``format="msgpack"`` trades bytes for CPU (no gunzip; v3-api.md §3). Memory stays
-        bounded by the chunk size whatever the size of the result. A result that ends
-        inside a row or a gzip member, or whose rows are not arrays, is a DecodeError,
-        raised after the rows before the fault.
+        bounded whatever the size of the result. A result that ends inside a row or a gzip
+        member, or whose rows are not arrays, is a DecodeError, raised after the rows before
+        the fault.
         """
         if format not in _ROW_FORMATS:
             raise ValueError(f"format must be one of {', '.join(_ROW_FORMATS)}, not {format!r}")

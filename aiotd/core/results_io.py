@@ -9,6 +9,7 @@ memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import msgpack
@@ -16,13 +17,21 @@ import msgpack
 from aiotd._gzip import Gunzip
 from aiotd.errors import DecodeError
 
-__all__ = ["RESULT_FORMATS", "RowDecoder"]
+__all__ = ["BATCH_ROWS", "RESULT_FORMATS", "RowDecoder"]
 
 #: Formats ``job/result`` serves (v3-api.md §3).
 RESULT_FORMATS = ("msgpack.gz", "msgpack", "json", "csv", "tsv")
 
 _PENDING = object()
-_LIST_ONLY = {list}
+
+#: Rows a list of ``RowDecoder.batches`` aims at. Two lists alive (the one being read, the
+#: one being built) stay under the garbage collector's first threshold (700 new
+#: containers), so no collection runs while rows are decoded: lists of a whole network
+#: chunk (thousands of rows) made it walk and promote every row, which cost more than
+#: decoding them. Small pieces also keep the bytes in the CPU cache from gunzip to rows.
+BATCH_ROWS = 256
+#: Bounds of the input one list is decoded from, in bytes.
+_MIN_SLICE, _FIRST_SLICE = 64, 2048
 
 
 class RowDecoder:
@@ -45,6 +54,9 @@ class RowDecoder:
         self._arrays = arrays
         self._gunzip = Gunzip(what="result", step=step) if gzip else None
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
+        self._step = step
+        self._slice = _FIRST_SLICE  #: input bytes ``batches`` decodes a list from
+        self._cap: int | None = None  #: rows ``batches`` takes at a time, once it must
 
     def _pieces(self, chunk: bytes) -> Iterator[None]:
         """Feed ``chunk`` to the unpacker, at most ``step`` decompressed bytes at a time."""
@@ -84,29 +96,56 @@ class RowDecoder:
                 raise DecodeError(f"result is not a msgpack row stream: {exc}") from None
 
     def batches(self, chunk: bytes) -> Iterator[list[Any]]:
-        """The rows completed by ``chunk`` as lists, one per decompressed piece (a generator:
+        """The rows completed by ``chunk`` in lists of about ``BATCH_ROWS`` (a generator:
         iterate it before the next feed).
 
-        A list is taken off the unpacker in one C call and checked in another, so no Python
-        code runs per row. Rows before a bad one (not an array, not msgpack) still come, in
-        a last list, then the DecodeError.
+        ``chunk`` is fed in slices sized from the rows per input byte of the slices before.
+        Rows before a bad one (not an array, not msgpack) still come, in a last list, then
+        the DecodeError.
         """
-        for _ in self._pieces(chunk):
-            batch: list[Any] = []
-            error: DecodeError | None = None
-            try:
-                batch.extend(self._unpacker)  # keeps what it took when the unpacker raises
-            except (msgpack.FormatError, msgpack.StackError, ValueError) as exc:
-                error = DecodeError(f"result is not a msgpack row stream: {exc}")
-            if self._arrays and batch and set(map(type, batch)) != _LIST_ONLY:
-                bad = next(i for i, row in enumerate(batch) if type(row) is not list)
-                name = type(batch[bad]).__name__
-                error = DecodeError(f"a result row is not a msgpack array ({name})")
-                del batch[bad:]
-            if batch:
-                yield batch
-            if error is not None:
-                raise error
+        start = 0
+        while start < len(chunk):
+            part = chunk[start : start + self._slice]
+            start += len(part)
+            rows = 0
+            for _ in self._pieces(part):
+                while True:
+                    batch, error = self._take()
+                    if batch:
+                        rows += len(batch)
+                        yield batch
+                    if error is not None:
+                        raise error
+                    if len(batch) > 4 * BATCH_ROWS:
+                        # a few input bytes held many rows (data that compresses very well):
+                        # lists are cut to size from now on
+                        self._cap = BATCH_ROWS
+                    if self._cap is None or len(batch) < self._cap:
+                        break
+            # halfway to the size that would have given BATCH_ROWS: steady, yet quick to follow
+            wanted = len(part) * BATCH_ROWS // rows if rows else 2 * self._slice
+            self._slice = min(max((self._slice + wanted) // 2, _MIN_SLICE), self._step)
+
+    def _take(self) -> tuple[list[Any], DecodeError | None]:
+        """The rows the unpacker holds (at most ``_cap``), and the error that stopped them
+        short of its last byte, if one did.
+
+        One C call takes them and one more checks them: no Python code runs per row.
+        """
+        batch: list[Any] = []
+        error: DecodeError | None = None
+        rows = self._unpacker if self._cap is None else islice(self._unpacker, self._cap)
+        try:
+            batch.extend(rows)  # keeps the rows it took when the unpacker raises
+        except (msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+            error = DecodeError(f"result is not a msgpack row stream: {exc}")
+        if self._arrays and list(map(type, batch)).count(list) != len(batch):
+            bad = next(i for i, row in enumerate(batch) if type(row) is not list)
+            error = DecodeError(
+                f"a result row is not a msgpack array ({type(batch[bad]).__name__})"
+            )
+            del batch[bad:]
+        return batch, error
 
     def close(self) -> None:
         """Check that the stream ended cleanly, once every feed was iterated: no cut gzip

@@ -8,7 +8,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from aiotd.core.results_io import RowDecoder
+from aiotd.core.results_io import BATCH_ROWS, RowDecoder
 from aiotd.errors import DecodeError
 
 ROWS: list[list[Any]] = [[i, f"user{i}", i * 1.5, None, [i, {"k": "v"}]] for i in range(20)]
@@ -108,6 +108,20 @@ def test_a_chunk_that_expands_a_lot_comes_in_batches_of_at_most_step_bytes() -> 
     assert len(batches) > 40
     assert all(sum(len(msgpack.packb(row)) for row in b) <= 4096 + longest for b in batches)
     assert [row for b in batches for row in b] == rows
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
+def test_lists_stay_near_batch_rows_however_well_the_rows_compress(compressed: bool) -> None:
+    # lists of thousands of rows make the garbage collector walk every row (BATCH_ROWS)
+    varied = [[i, f"name_{i}", i * 0.5, 1_700_000_000 + i] for i in range(20000)]
+    alike = [[1]] * 200_000  # gzip packs ~1,000 of these rows in each byte
+    for rows in (varied, alike):
+        body = b"".join(msgpack.packb(row) for row in rows)
+        batches = decode_batches(body, compressed=compressed, piece=1 << 16)
+        assert [row for b in batches for row in b] == rows
+        sizes = [len(b) for b in batches]
+        assert sorted(sizes)[len(sizes) // 2] >= BATCH_ROWS // 2
+        assert max(sizes[8:]) <= 2 * BATCH_ROWS  # once the first few lists set the pace
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["msgpack", "gzip"])
