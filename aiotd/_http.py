@@ -341,26 +341,6 @@ class _Protocol(ResponseHandler):
 
 
 @dataclass(slots=True)
-class _Call:
-    """What one call asks, the same for each of its tries (never changed once made)."""
-
-    method: str
-    url: str
-    query: list[tuple[str, str]] | None
-    data: Body
-    json: Any
-    headers: Mapping[str, str] | None
-    auth: bool
-    #: safe to send again after it may have reached TD: a read, or an idempotent write
-    resend: bool
-    stream: bool
-    timeout: aiohttp.ClientTimeout
-    group: GroupStats
-    #: ``time.monotonic()`` when the call began, where its retry budget's time starts
-    started: float
-
-
-@dataclass(slots=True)
 class _Hop:
     """One request of a try: the first, or one that follows a redirect."""
 
@@ -371,8 +351,27 @@ class _Hop:
     headers: Mapping[str, str] | None
     #: whether the API key goes with it (the keyed session) or not (the bare one)
     auth: bool
-    payload: Any = None
-    size: int = 0
+    payload: Any
+    size: int
+
+
+@dataclass(slots=True)
+class _Call(_Hop):
+    """What one call asks, the same for each of its tries (never changed once made).
+
+    A call without a body is the first request of each of its tries as it is (its
+    ``payload`` None): no hop to make per try.
+    """
+
+    data: Body
+    json: Any
+    #: safe to send again after it may have reached TD: a read, or an idempotent write
+    resend: bool
+    stream: bool
+    timeout: aiohttp.ClientTimeout
+    group: GroupStats
+    #: ``time.monotonic()`` when the call began, where its retry budget's time starts
+    started: float
 
 
 def _follow(hop: _Hop, status: int, location: yarl.URL, home: yarl.URL, url: str) -> _Hop:
@@ -664,10 +663,12 @@ class HTTP:
             method,
             url,
             query_items(params) if params else None,
-            data,
-            json,
             headers,
             auth,
+            None,
+            0,
+            data,
+            json,
             resend or method in _IDEMPOTENT_METHODS,
             stream,
             self._timeout_for(options, stream=stream) if options or stream else self._timeout,
@@ -676,9 +677,10 @@ class HTTP:
         )
 
     def _first_hop(self, call: _Call) -> _Hop:
-        """The first request of a try, its body made afresh (``data`` may be a callable)."""
+        """The first request of a try, its body made afresh (``data`` may be a callable);
+        the call itself when it has no body."""
         if call.data is None and call.json is None:
-            return _Hop(call.method, call.url, call.query, call.headers, call.auth)
+            return call
         headers = dict(call.headers) if call.headers else {}
         payload = call.data() if callable(call.data) else call.data
         size = len(payload) if isinstance(payload, (bytes, bytearray)) else 0
