@@ -176,8 +176,11 @@ async def run(ctx: Context) -> list[CaseResult]:
         seeded = await emu.issue("bench", ["-- emulator: queued=0 duration=0 rows=0\nx"] * 500, 500)
         ids = [s.job_id for s in seeded]
         await emu.wait_finished(ids)
+        names = list(CONTENDERS)
         for round_ in range(ctx.runs):
-            for name in CONTENDERS:
+            # each round in another order, so that no contender always follows the same one
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
                 figures = await run_contender(
                     emu, "single", name, work={"ids": ids, "calls": calls}
                 )
@@ -196,7 +199,8 @@ async def run(ctx: Context) -> list[CaseResult]:
             "*client CPU* is the contender process's CPU time (all threads) for those calls, "
             "the emulator excluded (its own CPU is shown apart: it serves every contender the "
             "same requests, and on 2 cores it bounds the throughput of all of them). Each "
-            "contender opens its connections with one untimed call per worker first. "
+            "contender opens its connections with one untimed call per worker first; the "
+            "contenders take turns, each round in another order. "
             "td-client-python gets `maxsize=50` for its urllib3 pool (its default of 1 "
             "would open and drop a connection per call)."
         ),
