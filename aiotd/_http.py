@@ -883,6 +883,8 @@ class HTTP:
         options: CallOptions | None = None,
     ) -> T:
         """``request`` and decode the JSON body into ``type_``."""
+        # request()'s two lines, inlined: every typed call runs here, and awaiting request()
+        # would add a coroutine level to each resumption of the hot path
         call = self._prepare(
             method,
             url,
