@@ -13,7 +13,14 @@ import gzip
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +37,14 @@ from aiotd.core.results_io import RowDecoder
 from aiotd.errors import ChecksumMismatch
 from aiotd.models.core import ImportResult
 
-__all__ = ["FILE_FORMATS", "ImportSummary", "Imports", "check_record", "read_records"]
+__all__ = [
+    "FILE_FORMATS",
+    "ImportSummary",
+    "ImportedPart",
+    "Imports",
+    "check_record",
+    "read_records",
+]
 
 #: File formats ``upload_file`` reads.
 FILE_FORMATS = ("jsonl", "csv", "tsv", "msgpack", "msgpack.gz")
@@ -57,6 +71,17 @@ class ImportSummary:
     records: int
     bytes: int
     results: tuple[ImportResult, ...]
+
+
+@dataclass(frozen=True)
+class ImportedPart:
+    """One part TD acknowledged: its number (from 0, in reading order), records, compressed
+    bytes and TD's answer; what an upload's ``progress`` callback receives."""
+
+    number: int
+    records: int
+    bytes: int
+    result: ImportResult
 
 
 def _show(record: Any) -> str:
@@ -96,9 +121,11 @@ async def _each(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[A
 
 
 async def _raw_parts(
-    records: Iterable[Any] | AsyncIterable[Any], part_size: int
+    records: Iterable[Any] | AsyncIterable[Any], part_size: int, part_records: int | None
 ) -> AsyncGenerator[tuple[bytes, int], None]:
-    """Packed msgpack of whole, checked records, cut once ``part_size`` bytes are reached."""
+    """Packed msgpack of whole, checked records, cut once ``part_size`` bytes or
+    ``part_records`` records are reached."""
+    most = part_records if part_records is not None else -1
     packer = msgpack.Packer(autoreset=True)
     chunks: list[bytes] = []
     size = 0
@@ -117,7 +144,7 @@ async def _raw_parts(
             chunks.append(data)
             size += len(data)
             count += 1
-            if size >= part_size:
+            if size >= part_size or count == most:
                 yield b"".join(chunks), count
                 chunks, size, count = [], 0, 0
     if count:
@@ -191,17 +218,26 @@ class Imports(CoreResource):
         records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         *,
         part_size: int = 16 << 20,
+        part_records: int | None = None,
         concurrency: int = 2,
+        progress: Callable[[ImportedPart], object] | None = None,
     ) -> ImportSummary:
         """Import records (dicts with an int ``time``) exactly once, in parts sent in parallel.
 
-        Memory stays near ``(concurrency + 1) * part_size`` whatever the number of records.
-        A record that is not a dict, has no int ``time`` or cannot be packed raises
-        TypeError/ValueError naming it; the parts before it are imported, none after.
+        A part is cut at ``part_size`` uncompressed bytes, or ``part_records`` records if
+        that comes first. Memory stays near ``(concurrency + 1) * part_size`` whatever the
+        number of records. ``progress`` is called with each part TD acknowledged, as they
+        are (an exception it raises stops the upload). A record that is not a dict, has no
+        int ``time`` or cannot be packed raises TypeError/ValueError naming it; the parts
+        before it are imported, none after.
         """
         base = f"/v3/table/import_with_id/{db_segment(database)}/{table_segment(table)}"
         if part_size < 1:
             raise ValueError("part_size must be >= 1")
+        if part_records is not None and (
+            isinstance(part_records, bool) or not isinstance(part_records, int) or part_records < 1
+        ):
+            raise ValueError(f"part_records must be an int >= 1 or None, not {part_records!r}")
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         results: dict[int, ImportResult] = {}
@@ -232,6 +268,8 @@ class Imports(CoreResource):
                     results[number] = result
                     totals["records"] += count
                     totals["bytes"] += len(body)
+                    if progress is not None:
+                        progress(ImportedPart(number, count, len(body), result))
                 except Exception as exc:
                     # raised as itself below, not inside a task group's ExceptionGroup
                     failed.append(exc)
@@ -240,7 +278,7 @@ class Imports(CoreResource):
                     slots.release()
 
             try:
-                async with aclosing(_raw_parts(records, part_size)) as parts:
+                async with aclosing(_raw_parts(records, part_size, part_records)) as parts:
                     number = 0
                     async for raw, count in parts:
                         await slots.acquire()
@@ -265,11 +303,14 @@ class Imports(CoreResource):
         *,
         format: str | None = None,
         part_size: int = 16 << 20,
+        part_records: int | None = None,
         concurrency: int = 2,
+        progress: Callable[[ImportedPart], object] | None = None,
     ) -> ImportSummary:
         """Import a file of records (``FILE_FORMATS``; guessed from the suffix if not given).
 
         The file is read as the parts are sent, never whole; each record needs an int ``time``.
+        Parts and ``progress`` as in ``upload``.
         """
         target = Path(path)
         fmt = _format_of(target, format)
@@ -280,5 +321,7 @@ class Imports(CoreResource):
             table,
             read_records(target, fmt),
             part_size=part_size,
+            part_records=part_records,
             concurrency=concurrency,
+            progress=progress,
         )
