@@ -166,6 +166,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called on this client (or on the client of this view)."""
         return self._closed or self._root._closed
 
     def _check_open(self) -> None:

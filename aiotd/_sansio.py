@@ -330,6 +330,7 @@ class Stats:
     groups: dict[str, GroupStats] = field(default_factory=dict)
 
     def group(self, name: str) -> GroupStats:
+        """The counters of one endpoint group (``job/status``, ...), made on first use."""
         found = self.groups.get(name)
         if found is None:
             found = self.groups[name] = GroupStats()
@@ -340,26 +341,32 @@ class Stats:
 
     @property
     def requests(self) -> int:
+        """Requests sent, every try counted."""
         return self._total("requests")
 
     @property
     def retries(self) -> int:
+        """Requests that were retries of an earlier try."""
         return self._total("retries")
 
     @property
     def rate_limited(self) -> int:
+        """Answers that were 429 Too Many Requests."""
         return self._total("rate_limited")
 
     @property
     def errors(self) -> int:
+        """Tries that failed: an error status or a transport error."""
         return self._total("errors")
 
     @property
     def bytes_in(self) -> int:
+        """Bytes of the answers read."""
         return self._total("bytes_in")
 
     @property
     def bytes_out(self) -> int:
+        """Bytes of the request bodies sent."""
         return self._total("bytes_out")
 
     def as_dict(self) -> dict[str, Any]:
