@@ -27,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from aiotd.cli import jobs, query, workflow
+    from aiotd.cli import importing, jobs, query, tables, workflow
 
+    tables.register(sub)
+    importing.register(sub)
     jobs.register(sub)
     query.register(sub)
     workflow.register(sub)
