@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import aiohttp
 import msgspec
@@ -149,7 +149,7 @@ class Response:
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     error, cause = http._failure(exc, self.method, self.url), exc
             if error is not None:
-                raise http._scrubbed(error, cause)
+                _raise_alone(http._scrubbed(error, cause))
             if not chunk:
                 return
             self._group.bytes_in += len(chunk)
@@ -217,6 +217,17 @@ class _Fault(Exception):
         self.connected = connected
         self.cause = cause
         super().__init__(str(error))
+
+
+def _raise_alone(error: TDError) -> NoReturn:
+    """Raise ``error`` without a ``__context__``. On 3.10 the pure-Python Task (which
+    pytest-asyncio's runner uses there) resumes a coroutine inside an ``except`` holding
+    aiohttp's error, so a plain ``raise`` would chain it again; a bare re-raise does not."""
+    try:
+        raise error
+    except TDError:
+        error.__context__ = None
+        raise
 
 
 def _transport_error(exc: BaseException, method: str, url: str) -> TransportError:
@@ -715,7 +726,7 @@ class HTTP:
                 except TDError as exc:
                     if exc is not error:  # close() cut the wait short
                         error, cause = exc, None
-            raise self._scrubbed(error, cause)
+            _raise_alone(self._scrubbed(error, cause))
 
     async def _send_once(self, call: _Call) -> Response:
         """One try: after a client-wide 429 pause, under the connection budget, the request
@@ -901,7 +912,7 @@ class HTTP:
             return decode_json(response.body, type_)
         except DecodeError as exc:
             error = exc
-        raise self._scrubbed(error)
+        _raise_alone(self._scrubbed(error))
 
     @asynccontextmanager
     async def stream(
