@@ -16,6 +16,7 @@
       JobFailed(job) / AttemptFailed(attempt, failed_tasks)
       JobNotFinished(job)                            a job's result asked for before it finished
       ChecksumMismatch(sent, received)               TD acknowledged other bytes than were sent
+      MissingExtra(extra)                            an optional extra is missing (an ImportError)
 
 ``asyncio.CancelledError`` is never caught, wrapped or retried by aiotd.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "Forbidden",
     "JobFailed",
     "JobNotFinished",
+    "MissingExtra",
     "NotFound",
     "PaginationError",
     "RateLimited",
@@ -284,6 +286,18 @@ class JobNotFinished(TDError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.job,))
+
+
+class MissingExtra(TDError, ImportError):
+    """A feature needs a package of an optional extra that is not installed; the message
+    says what to install (``pip install 'aiotd[arrow]'``). ``extra`` names the extra."""
+
+    def __init__(self, message: str, *, extra: str = "", name: str | None = None) -> None:
+        self.extra = extra
+        super().__init__(message, name=name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0],), {"extra": self.extra, "name": self.name})
 
 
 class ChecksumMismatch(TDError):

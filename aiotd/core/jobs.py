@@ -34,6 +34,9 @@ from aiotd.models.core import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from aiotd._http import StreamResponse
 
 __all__ = ["ENGINES", "JobEvent", "Jobs"]
@@ -447,6 +450,44 @@ class Jobs(CoreResource):
             async for batch in batches:
                 for row in batch:
                     yield row
+
+    def record_batches(
+        self, job_id: str | int, *, batch_size: int = 65_536, format: str = "msgpack.gz"
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
+        """A finished job's result as ``pyarrow.RecordBatch``es of at most ``batch_size`` rows,
+        typed from its ``hive_result_schema`` (the mapping: ``aiotd.core._arrow``).
+
+        Streamed as the bytes arrive, in memory bounded by the batch size. Needs the
+        ``arrow`` extra (``pip install 'aiotd[arrow]'``; else ``errors.MissingExtra``). A job
+        still running raises ``JobNotFinished``, a failed one ``JobFailed``.
+        """
+        from aiotd.core._arrow import record_batches  # the optional extra, loaded on use
+
+        return record_batches(self, job_id, batch_size=batch_size, format=format)
+
+    async def to_arrow(
+        self, job_id: str | int, *, batch_size: int = 65_536, format: str = "msgpack.gz"
+    ) -> pa.Table:
+        """A finished job's whole result as one ``pyarrow.Table`` (``record_batches``
+        collected). Needs the ``arrow`` extra."""
+        from aiotd.core._arrow import to_arrow  # the optional extra, loaded on use
+
+        return await to_arrow(self, job_id, batch_size=batch_size, format=format)
+
+    async def to_pandas(
+        self,
+        job_id: str | int,
+        *,
+        batch_size: int = 65_536,
+        format: str = "msgpack.gz",
+        **options: Any,
+    ) -> pd.DataFrame:
+        """A finished job's whole result as a ``pandas.DataFrame``, by way of ``to_arrow``;
+        ``options`` go to ``pyarrow.Table.to_pandas`` (e.g. ``types_mapper``). Needs the
+        ``pandas`` extra (``pip install 'aiotd[pandas]'``)."""
+        from aiotd.core._arrow import to_pandas  # the optional extra, loaded on use
+
+        return await to_pandas(self, job_id, batch_size=batch_size, format=format, options=options)
 
     async def columns(self, job: Job | str | int) -> builtins.list[Column]:
         """Result column names and types, from the job's ``hive_result_schema``."""

@@ -41,6 +41,9 @@ class RowDecoder:
     and a single row larger than ``max_row_bytes`` is an error: memory stays bounded
     whatever the size of the result. With ``arrays=True`` every top-level object must be
     an array, as the rows of a job result are; streams of records (maps) leave it off.
+    With ``tuples=True`` msgpack arrays (rows and the arrays inside them) decode to tuples:
+    pyarrow converts rows of tuples in one C pass, and the garbage collector stops tracking
+    a tuple of plain values.
     """
 
     def __init__(
@@ -48,12 +51,16 @@ class RowDecoder:
         *,
         gzip: bool = True,
         arrays: bool = False,
+        tuples: bool = False,
         step: int = 1 << 18,
         max_row_bytes: int = 64 << 20,
     ) -> None:
         self._arrays = arrays
+        self._row_type: type = tuple if tuples else list  #: what an array decodes to
         self._gunzip = Gunzip(what="result", step=step) if gzip else None
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_row_bytes + step)
+        self._unpacker = msgpack.Unpacker(
+            raw=False, use_list=not tuples, max_buffer_size=max_row_bytes + step
+        )
         self._step = step
         self._slice = _FIRST_SLICE  #: input bytes ``batches`` decodes a list from
         self._cap: int | None = None  #: rows ``batches`` takes at a time, once it must
@@ -85,8 +92,9 @@ class RowDecoder:
         for _ in self._pieces(chunk):
             try:
                 if self._arrays:
+                    row_type = self._row_type
                     for row in self._unpacker:
-                        if type(row) is not list:
+                        if type(row) is not row_type:
                             name = type(row).__name__
                             raise DecodeError(f"a result row is not a msgpack array ({name})")
                         yield row
@@ -139,8 +147,9 @@ class RowDecoder:
             batch.extend(rows)  # keeps the rows it took when the unpacker raises
         except (msgpack.FormatError, msgpack.StackError, ValueError) as exc:
             error = DecodeError(f"result is not a msgpack row stream: {exc}")
-        if self._arrays and list(map(type, batch)).count(list) != len(batch):
-            bad = next(i for i, row in enumerate(batch) if type(row) is not list)
+        row_type = self._row_type
+        if self._arrays and list(map(type, batch)).count(row_type) != len(batch):
+            bad = next(i for i, row in enumerate(batch) if type(row) is not row_type)
             error = DecodeError(
                 f"a result row is not a msgpack array ({type(batch[bad]).__name__})"
             )
