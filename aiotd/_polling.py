@@ -163,7 +163,6 @@ class _Entry:
         "interval",
         "listeners",
         "missing_checked",
-        "record",
         "since",
         "status",
     )
@@ -171,7 +170,6 @@ class _Entry:
     def __init__(self, item_id: str, due: float, interval: float, since: float) -> None:
         self.id = item_id
         self.status: str | None = None
-        self.record: Any = None
         self.due = due
         self.interval = interval
         self.since = since
@@ -214,6 +212,9 @@ class Engine(Generic[R]):
         self._long_rate = 0.0  # finishes per second over the last minutes (decaying)
         self._long_rate_time: float | None = None
         self._applied_cap = math.inf  # the per-item interval cap the schedule last obeyed
+        # while listings refresh every item the heap rests: due times live on the entries
+        # alone, and the heap is rebuilt from them when per-item polling resumes
+        self._listing_mode = False
         self.polls = 0
         self.listings = 0
 
@@ -229,7 +230,8 @@ class Engine(Generic[R]):
 
     def _schedule(self, entry: _Entry, due: float) -> None:
         entry.due = due
-        heapq.heappush(self._heap, (due, next(self._seq), entry))
+        if not self._listing_mode:
+            heapq.heappush(self._heap, (due, next(self._seq), entry))
 
     def _set_interval(self, entry: _Entry, interval: float) -> None:
         self._rate += 1.0 / interval - 1.0 / entry.interval
@@ -304,16 +306,14 @@ class Engine(Generic[R]):
 
     # -- applying what was learned
 
-    def _observe(self, entry: _Entry, record: Any, *, final: bool) -> None:
+    def _observe(self, entry: _Entry, record: Any, *, final: bool, now: float) -> None:
         """Record a state; tell listeners about a change; reschedule or finish."""
         if entry.id not in self._entries:
             return
         status = self.kind.status(record)
         old = entry.status
-        entry.record = record
         entry.missing_checked = False
         entry.absences = 0
-        now = self._now()
         if status != old:
             entry.status = status
             change = Change(entry.id, old, status, record, final)
@@ -421,7 +421,7 @@ class Engine(Generic[R]):
             if done and not final and self.kind.needs_final(record):
                 await self._learn(entry, final=True)
                 return
-            self._observe(entry, record, final=done)
+            self._observe(entry, record, final=done, now=self._now())
         except Exception as exc:
             self._fail(entry, self._unexpected(f"{self.kind.name} {entry.id}", exc))
 
@@ -489,20 +489,17 @@ class Engine(Generic[R]):
             self._runner = None
 
     async def _loop(self) -> None:
-        listing_mode = False
         while self._entries:
             now = self._now()
             if self._listing_pays():
                 # A listing refreshes every watched item: the per-item schedule rests.
-                listing_mode = True
+                self._listing_mode = True
                 if now >= self._next_listing:
                     await self._list_once()
                     continue
                 wake_at = self._next_listing
             else:
-                if listing_mode:
-                    listing_mode = False
-                    self._rebuild_heap()
+                self._leave_listing_mode()
                 self._tighten(now)
                 due = self._due(now)
                 if due:
@@ -511,10 +508,12 @@ class Engine(Generic[R]):
                 wake_at = self._heap[0][0] if self._heap else now + 1.0
             await self._sleep_until(wake_at)
 
-    def _rebuild_heap(self) -> None:
-        """One heap slot per entry at its due time (listings leave stale slots behind)."""
-        self._heap = [(e.due, next(self._seq), e) for e in self._entries.values()]
-        heapq.heapify(self._heap)
+    def _leave_listing_mode(self) -> None:
+        """Per-item polls resume: one heap slot per entry at its due time."""
+        if self._listing_mode:
+            self._listing_mode = False
+            self._heap = [(e.due, next(self._seq), e) for e in self._entries.values()]
+            heapq.heapify(self._heap)
 
     def _due(self, now: float) -> list[_Entry]:
         """Pop every entry due by ``now`` (stale heap slots are skipped)."""
@@ -563,6 +562,7 @@ class Engine(Generic[R]):
             logger.debug("listing %ss failed, retrying in %.1fs: %s", self.kind.name, delay, exc)
             self._next_listing = self._now() + delay
             # items whose own poll is due are not left waiting on a failing listing
+            self._leave_listing_mode()
             due = self._due(self._now())
             if due:
                 await self._poll_many(due)
@@ -579,24 +579,31 @@ class Engine(Generic[R]):
         self._listing_pages = max(1.0, float(listing.pages))
         confirm: list[_Entry] = []
         poll: list[_Entry] = []
+        now = self._now()
+        entries, records, status_of = self._entries, listing.records, self.kind.status
         for item_id in watched:
-            entry = self._entries.get(item_id)
+            entry = entries.get(item_id)
             if entry is None or entry.finishing:
                 continue
-            record = listing.records.get(item_id)
+            record = records.get(item_id)
             if record is not None:
-                if self.kind.finished(record):
+                if status_of(record) == entry.status and now < entry.due:
+                    # the common case, kept cheap: unchanged (so still unfinished, as
+                    # entry.status is never a final one) and not yet due to grow its interval
+                    entry.missing_checked = False
+                    entry.absences = 0
+                elif self.kind.finished(record):
                     if self.kind.needs_final(record):
                         confirm.append(entry)
                     else:
-                        self._observe(entry, record, final=True)
+                        self._observe(entry, record, final=True, now=now)
                 else:
-                    self._observe(entry, record, final=False)
+                    self._observe(entry, record, final=False, now=now)
             elif not listing.covers(item_id):
                 # outside what the walk covered: absence says nothing, its own poll does
-                if entry.due <= self._now():
+                if entry.due <= now:
                     poll.append(entry)
-            elif entry.since < started and (not entry.missing_checked or entry.due <= self._now()):
+            elif entry.since < started and (not entry.missing_checked or entry.due <= now):
                 entry.absences += 1
                 if entry.absences == 1 and self.kind.may_hide(entry.status):
                     continue  # maybe in a state no listing shows: the next listing tells

@@ -37,11 +37,14 @@ class _Waiter:
         return fut
 
     def changed(self, change: Change[Any]) -> None:
-        self.last[change.item_id] = change.record
         if change.final:
+            # the last state matters only for items still pending at a deadline
+            self.last.pop(change.item_id, None)
             fut = self.futures.get(change.item_id)
             if fut is not None and not fut.done():
                 fut.set_result(change.record)
+        else:
+            self.last[change.item_id] = change.record
 
     def failed(self, item_id: str, error: BaseException) -> None:
         fut = self.futures.get(item_id)
@@ -58,9 +61,15 @@ class _Queue:
         self.last: dict[str, Any] = {}
 
     def changed(self, change: Change[Any]) -> None:
-        self.last[change.item_id] = change.record
-        if change.final or not self.finals_only:
+        if change.final:
+            # the last state matters only for items still pending at a deadline; the final
+            # record is the consumer's to keep or drop
+            self.last.pop(change.item_id, None)
             self.queue.put_nowait((change.item_id, change))
+        else:
+            self.last[change.item_id] = change.record
+            if not self.finals_only:
+                self.queue.put_nowait((change.item_id, change))
 
     def failed(self, item_id: str, error: BaseException) -> None:
         self.queue.put_nowait((item_id, error))

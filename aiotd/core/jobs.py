@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 import os
 import re
 import uuid
@@ -45,6 +46,13 @@ __all__ = ["ENGINES", "JobEvent", "Jobs"]
 ENGINES = ("presto", "trino", "hive")
 _Page = TypeVar("_Page", JobList, JobStatusList)
 _LIST_STATUSES = ("queued", "running", "success", "error")
+#: Status strings as TD writes them (lower case, §2), and the upper case of td-client-python's
+#: fixture (§7.17), each to its one lower-case string.
+_STATUSES = {
+    spelling: status
+    for status in ("queued", "booting", "running", "success", "error", "killed")
+    for spelling in (status, status.upper())
+}
 #: Items of each engine listing page asked again with the next page.
 _OVERLAP = 8
 
@@ -74,7 +82,9 @@ class _JobKind:
         return await self._jobs.get(item_id)
 
     def status(self, record: JobStatus | Job) -> str:
-        return record.status.lower()
+        # one shared string per status: tens of thousands of entries hold one each
+        status = record.status
+        return _STATUSES.get(status) or status.lower()
 
     def finished(self, record: JobStatus | Job) -> bool:
         return record.finished
@@ -112,10 +122,9 @@ class _JobKind:
                         pages += 1  # the empty page that ended the walk
                         break
                     pages += 1
-                    for job in page:
-                        records[job.job_id] = job
-                        if job.job_id.isdigit():
-                            lowest = min(lowest, int(job.job_id))
+                    ids = list(map(_job_id, page))
+                    records.update(zip(ids, page, strict=True))
+                    lowest = min(lowest, min(map(int, filter(str.isdigit, ids)), default=lowest))
                     if floor is not None and lowest < floor:
                         break
                     ended = pages < page_budget
@@ -133,8 +142,7 @@ class _JobKind:
         return Listing(records, pages, covers)
 
 
-def _job_id(job: JobStatus | Job) -> str:
-    return job.job_id
+_job_id: Callable[[JobStatus | Job], str] = operator.attrgetter("job_id")
 
 
 def _file_target(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
