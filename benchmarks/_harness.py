@@ -160,6 +160,12 @@ class Emulator:
                 await asyncio.sleep(0.2)
 
 
+#: Work orders for the processes of a group, or the coroutine function making them.
+Orders = Sequence[dict[str, Any]] | Callable[[], Awaitable[Sequence[dict[str, Any]]]]
+#: Writes more lines to the contenders' stdin while they work (work arriving over time).
+Feed = Callable[[Sequence[asyncio.StreamWriter]], Awaitable[None]]
+
+
 async def run_contender(
     emu: Emulator,
     case: str,
@@ -167,57 +173,127 @@ async def run_contender(
     *,
     options: dict[str, Any] | None = None,
     work: dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]],
+    feed: Feed | None = None,
 ) -> dict[str, Any]:
     """Run one contender in a fresh ``python -m benchmarks._run_one`` process.
 
     ``work`` (or the coroutine function making it, called once the contender is ready, so it
-    may seed jobs with the contender already waiting) is sent as the work order. The figures
-    come back with ``requests`` (per route and in total, from the emulator's counters) and
+    may seed jobs with the contender already waiting) is sent as the work order; ``feed``, if
+    given, then writes more lines to the contender's stdin while it works. The figures come
+    back with ``requests`` (per route and in total, from the emulator's counters) and
     ``emulator_cpu`` measured around the work.
     """
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "benchmarks._run_one",
-        case,
-        name,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-        limit=STREAM_LIMIT,
+    orders: Orders
+    if isinstance(work, dict):
+        orders = [work]
+    else:
+        make = work
+
+        async def one() -> Sequence[dict[str, Any]]:
+            return [await make()]
+
+        orders = one
+    (figures,), totals = await run_contenders(
+        emu, case, name, 1, options=options, work=orders, feed=feed
     )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
+    figures.update(totals)
+    return figures
+
+
+async def run_contenders(
+    emu: Emulator,
+    case: str,
+    name: str,
+    count: int,
+    *,
+    options: dict[str, Any] | None = None,
+    work: Orders,
+    feed: Feed | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run ``count`` processes of one contender side by side, their work sent at once.
+
+    ``work`` holds one work order per process (or is the coroutine function making them,
+    called once every process is ready). Returns each process's figures, and the group's
+    ``requests``, ``routes`` and ``emulator_cpu`` measured around the work of all of them.
+    """
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    procs: list[asyncio.subprocess.Process] = []
+    tasks: list[asyncio.Future[Any]] = []
+    label = f"{case}/{name}"
     try:
-        proc.stdin.write((json.dumps({**emu.setup, **(options or {})}) + "\n").encode())
-        await proc.stdin.drain()
-        ready = await asyncio.wait_for(proc.stdout.readline(), 120)
-        if not ready:
-            raise RuntimeError(f"{case}/{name}: the contender exited before it was ready")
-        order = work if isinstance(work, dict) else await work()
+        for _ in range(count):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "benchmarks._run_one",
+                    case,
+                    name,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env=env,
+                    limit=STREAM_LIMIT,
+                )
+            )
+        stdins = [proc.stdin for proc in procs if proc.stdin is not None]
+        stdouts = [proc.stdout for proc in procs if proc.stdout is not None]
+        setup = (json.dumps({**emu.setup, **(options or {})}) + "\n").encode()
+        await _send_each(stdins, [setup] * count)
+        readies = await asyncio.wait_for(asyncio.gather(*(o.readline() for o in stdouts)), 120)
+        if not all(readies):
+            raise RuntimeError(f"{label}: the contender exited before it was ready")
+        orders = list(work if not callable(work) else await work())
+        if len(orders) != count:
+            raise ValueError(f"{label}: {len(orders)} work orders for {count} processes")
         before, cpu_before = await emu.counters(), emu.cpu()
-        proc.stdin.write((json.dumps(order) + "\n").encode())
-        await proc.stdin.drain()
-        line = await asyncio.wait_for(proc.stdout.readline(), CHILD_TIMEOUT)
+        await _send_each(stdins, [(json.dumps(order) + "\n").encode() for order in orders])
+        reading = asyncio.ensure_future(asyncio.gather(*(o.readline() for o in stdouts)))
+        tasks.append(reading)
+        if feed is not None:
+            tasks.append(asyncio.ensure_future(feed(stdins)))
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while not reading.done():
+            left = deadline - time.monotonic()
+            done, _ = await asyncio.wait(
+                [t for t in tasks if not t.done()],
+                timeout=max(0.0, left),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                raise TimeoutError(f"{label}: no figures after {CHILD_TIMEOUT:.0f} s")
+            for task in done:
+                task.result()  # a feed's error ends the run here, not at the timeout
+        lines: list[bytes] = reading.result()
         cpu_after, after = emu.cpu(), await emu.counters()
-        if not line:
-            raise RuntimeError(f"{case}/{name}: the contender failed (see its stderr above)")
-        figures: dict[str, Any] = json.loads(line)
-        await asyncio.wait_for(proc.wait(), 60)
+        if not all(lines):
+            raise RuntimeError(f"{label}: the contender failed (see its stderr above)")
+        figures: list[dict[str, Any]] = [json.loads(line) for line in lines]
+        await asyncio.wait_for(asyncio.gather(*(proc.wait() for proc in procs)), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        for task in tasks:
+            task.cancel()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
     routes = {
         key: n - before["routes"].get(key, 0)
         for key, n in after["routes"].items()
         if n - before["routes"].get(key, 0)
     }
-    figures["requests"] = after["total"] - before["total"]
-    figures["routes"] = routes
-    figures["emulator_cpu"] = cpu_after - cpu_before
-    return figures
+    totals = {
+        "requests": after["total"] - before["total"],
+        "routes": routes,
+        "emulator_cpu": cpu_after - cpu_before,
+    }
+    return figures, totals
+
+
+async def _send_each(stdins: Sequence[asyncio.StreamWriter], lines: Sequence[bytes]) -> None:
+    """One line to each process, written to all before any is waited on."""
+    for stdin, line in zip(stdins, lines, strict=True):
+        stdin.write(line)
+    await asyncio.gather(*(stdin.drain() for stdin in stdins))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

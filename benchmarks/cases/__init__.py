@@ -8,7 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-NAMES = ("single", "listing", "watch", "counting", "attempts", "results", "scale")
+NAMES = (
+    "single",
+    "listing",
+    "watch",
+    "counting",
+    "attempts",
+    "webbackend",
+    "sharding",
+    "results",
+    "scale",
+)
 
 
 @dataclass(frozen=True)
