@@ -1,0 +1,1 @@
+"""Runnable recipes on aiotd (not part of the package): ``examples.fastapi_app``."""
