@@ -9,7 +9,9 @@ emulator served for that page alone, in a temporary working directory:
   ``python -m asyncio`` or a notebook), so ``td`` made in one block serves the next;
 * a block with ``title="some/path"`` is a file the page talks about: it is written at that
   path before the page runs, and when the page holds ``test_*.py`` files, pytest runs them
-  in a subprocess and every test in them must pass;
+  in a subprocess and every test in them must pass. When the path names a file of the
+  repository (``examples/fastapi_app.py``), the block is an excerpt of it instead, and must
+  be found in it as shown (indentation aside);
 * a ````` ```console ````` block's ``$ aiotd ...`` commands run through ``aiotd.cli.main``
   and must exit 0 (or with the code an ``$ echo $?`` line after them shows);
 * ````` ```pycon `````, other languages, and any block right after a ``<!-- not-run -->``
@@ -27,6 +29,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +185,17 @@ def _run_console(block: Block, page: Path) -> None:
         )
 
 
+def _check_excerpt(block: Block, page: Path) -> None:
+    """The block's lines appear, in a row, in the repository file its title names (each run
+    of lines compared after removing its common indentation)."""
+    shown = textwrap.dedent(block.text).strip("\n").splitlines()
+    source = (ROOT / str(block.title)).read_text(encoding="utf-8").splitlines()
+    runs = (source[i : i + len(shown)] for i in range(len(source) - len(shown) + 1))
+    assert any(textwrap.dedent("\n".join(run)).splitlines() == shown for run in runs), (
+        f"{_label(page)}:{block.line}: the excerpt is not in {block.title} as shown"
+    )
+
+
 def _run_pytest(directory: Path, page: Path) -> None:
     """pytest on the page's test files, in a fresh process: every test passes."""
     run = subprocess.run(
@@ -211,6 +225,9 @@ def test_page_runs(
     monkeypatch.chdir(tmp_path)
     files = [b for b in found if b.title and not b.skipped]
     for block in files:
+        if (ROOT / str(block.title)).is_file():
+            _check_excerpt(block, page)
+            continue
         target = tmp_path / block.title  # type: ignore[operator]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.text, encoding="utf-8")
@@ -246,6 +263,16 @@ def test_the_extractor_reads_fences_markers_and_titles() -> None:
     ]
     assert got[0].text == "x = 1\n"
     assert got[2].text == "y = 2\n"
+
+
+def test_an_excerpt_must_be_in_its_file() -> None:
+    page = ROOT / "docs" / "index.md"
+    shown = "def create_app(client_factory: Callable[[], aiotd.Client] = aiotd.Client) -> FastAPI:"
+    (good,) = blocks(f'```python title="examples/fastapi_app.py"\n{shown}\n```\n')
+    _check_excerpt(good, page)
+    (bad,) = blocks('```python title="examples/fastapi_app.py"\ndef create_app(): ...\n```\n')
+    with pytest.raises(AssertionError, match="not in examples/fastapi_app.py"):
+        _check_excerpt(bad, page)
 
 
 def test_console_commands_span_lines_and_take_the_shown_exit_code() -> None:
