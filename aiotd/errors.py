@@ -1,6 +1,4 @@
-"""The exception tree of aiotd.
-
-::
+"""The exception tree of aiotd:
 
     TDError
       APIError(status, message, body, method, url)   TD answered, but not with success
