@@ -306,8 +306,13 @@ class Engine(Generic[R]):
 
     # -- applying what was learned
 
-    def _observe(self, entry: _Entry, record: Any, *, final: bool, now: float) -> None:
-        """Record a state; tell listeners about a change; reschedule or finish."""
+    def _observe(
+        self, entry: _Entry, record: Any, *, final: bool, now: float, cap: float | None = None
+    ) -> None:
+        """Record a state; tell listeners about a change; reschedule or finish.
+
+        ``cap`` is ``_capped(now)`` when the caller has it (a listing applies thousands).
+        """
         if entry.id not in self._entries:
             return
         status = self.kind.status(record)
@@ -337,7 +342,7 @@ class Engine(Generic[R]):
             grown = min(
                 entry.interval * self.settings.growth,
                 self.settings.max_interval,
-                max(self.settings.min_interval, self._interval_cap(now)),
+                self._capped(now) if cap is None else cap,
             )
             self._set_interval(entry, grown)
         self._schedule(entry, now + entry.interval)
@@ -371,9 +376,13 @@ class Engine(Generic[R]):
             return math.inf
         return len(self._entries) / (self.settings.listing_budget * rate)
 
+    def _capped(self, now: float) -> float:
+        """The interval cap, never below ``min_interval``."""
+        return max(self.settings.min_interval, self._interval_cap(now))
+
     def _tighten(self, now: float) -> None:
         """Pull in items polled at intervals longer than the cap, once it has shrunk."""
-        cap = max(self.settings.min_interval, self._interval_cap(now))
+        cap = self._capped(now)
         if cap * 1.25 >= self._applied_cap:  # not shrunk enough to be worth a scan
             self._applied_cap = max(self._applied_cap, cap)
             return
@@ -580,6 +589,7 @@ class Engine(Generic[R]):
         confirm: list[_Entry] = []
         poll: list[_Entry] = []
         now = self._now()
+        cap = self._capped(now)
         entries, records, status_of = self._entries, listing.records, self.kind.status
         for item_id in watched:
             entry = entries.get(item_id)
@@ -598,7 +608,7 @@ class Engine(Generic[R]):
                     else:
                         self._observe(entry, record, final=True, now=now)
                 else:
-                    self._observe(entry, record, final=False, now=now)
+                    self._observe(entry, record, final=False, now=now, cap=cap)
             elif not listing.covers(item_id):
                 # outside what the walk covered: absence says nothing, its own poll does
                 if entry.due <= now:
