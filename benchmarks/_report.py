@@ -29,6 +29,9 @@ PACKAGES = (
     "requests",
     "matplotlib",
     "psutil",
+    "pyarrow",
+    "pandas",
+    "pytd",
 )
 
 

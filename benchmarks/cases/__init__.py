@@ -17,6 +17,7 @@ NAMES = (
     "webbackend",
     "sharding",
     "results",
+    "dataframes",
     "scale",
 )
 
