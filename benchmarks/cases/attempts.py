@@ -19,7 +19,7 @@ from benchmarks._contender import Contender, Figures, run_async
 from benchmarks._harness import SEED_CONCURRENCY, Emulator, Issued, log, run_contender
 from benchmarks._report import CaseResult, bar_chart
 from benchmarks.cases import Context
-from benchmarks.cases.watch import METRICS, Plan, _targets, latency_figures, notes
+from benchmarks.cases.watch import METRICS, Plan, _targets, latency_figures, notes, tail_targets
 
 THREADS = 64
 DIG = """\
@@ -183,7 +183,7 @@ async def run(ctx: Context) -> list[CaseResult]:
         chart_metrics=["requests_per_job", "latency_p50", "cpu", "rss_peak_mb"],
         quick=ctx.quick,
     )
-    case.targets = _targets(case, base, rival)
+    case.targets = _targets(case, base, rival) + tail_targets(case, base)
     case.notes = notes(
         case,
         base,
