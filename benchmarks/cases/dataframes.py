@@ -194,6 +194,11 @@ def _notes(case: CaseResult, n: int, dtypes: dict[str, list[str]]) -> list[str]:
         + "; ".join(f"{name}: {', '.join(types)}" for name, types in dtypes.items())
         + ". aiotd types the columns from `hive_result_schema`; the frames built from lists "
         "of rows infer theirs from the values.",
+        "pyarrow imports pandas, when it is installed, on its first conversion of Python "
+        "values (`pyarrow.array` checks whether they are pandas objects): `to_arrow()` and "
+        "`record_batches()` pay that import once in their figures (CPU, and part of their RSS "
+        "growth), the `to_pandas()` forms import pandas before the clock starts, as the "
+        "td-client-python and pytd contenders do.",
         "pytd runs here through `pandas_td.read_td_job(job_id, engine)`: its Hive engine "
         "(and `force_tdclient`) goes through td-client-python's job API, which the emulator "
         "serves, and reads the whole result into a list before building the frame. Its "
