@@ -9,9 +9,9 @@ emulator served for that page alone, in a temporary working directory:
   ``python -m asyncio`` or a notebook), so ``td`` made in one block serves the next;
 * a block with ``title="some/path"`` is a file the page talks about: it is written at that
   path before the page runs, and when the page holds ``test_*.py`` files, pytest runs them
-  in a subprocess and every test in them must pass. When the path names a file of the
-  repository (``examples/fastapi_app.py``), the block is an excerpt of it instead, and must
-  be found in it as shown (indentation aside);
+  in a subprocess and every test in them must pass. When the path is one of the
+  repository's sources (under ``examples/`` or ``aiotd/``), the block is an excerpt of that
+  file instead, and must be found in it as shown (indentation aside);
 * a ````` ```console ````` block's ``$ aiotd ...`` commands run through ``aiotd.cli.main``
   and must exit 0 (or with the code an ``$ echo $?`` line after them shows);
 * ````` ```pycon `````, other languages, and any block right after a ``<!-- not-run -->``
@@ -49,6 +49,8 @@ SKIPPED_PAGES = {
     "emulator.md",
 }
 NOT_RUN = "<!-- not-run -->"
+#: Titles under these folders name the repository's own files: such blocks are excerpts.
+EXCERPTS_OF = ("examples/", "aiotd/")
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+)(?P<info>[^`\n]*)$")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 
@@ -225,7 +227,7 @@ def test_page_runs(
     monkeypatch.chdir(tmp_path)
     files = [b for b in found if b.title and not b.skipped]
     for block in files:
-        if (ROOT / str(block.title)).is_file():
+        if str(block.title).startswith(EXCERPTS_OF):
             _check_excerpt(block, page)
             continue
         target = tmp_path / block.title  # type: ignore[operator]
