@@ -648,8 +648,8 @@ class Core:
                 retry_limit=sched.retry_limit,
                 result_url=sched.result,
                 domain_key=f"{domain_key}:{i}" if domain_key and i else domain_key,
+                scheduled_at=float(at),
             )
-            job.scheduled_at = float(at)
             sched.history.append(job.id)
             out.append({"job_id": job.id, "type": job.type, "scheduled_at": td_time(at)})
         return json_response({"jobs": out})

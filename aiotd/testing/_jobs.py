@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import sqlite3
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator
@@ -21,8 +20,8 @@ from typing import Any
 
 from aiotd.testing._common import APIError, td_time
 from aiotd.testing._results import SYNTHETIC_COLUMNS, Result, ResultWriter, synthetic_rows
-from aiotd.testing._sql import JobControl, parse_control, result_type
-from aiotd.testing._store import Store
+from aiotd.testing._sql import JobControl, SQLError, parse_control
+from aiotd.testing._store import Store, duckdb_error
 
 __all__ = ["FINISHED", "STATUSES", "Job", "JobStore"]
 
@@ -303,12 +302,13 @@ class JobStore:
         status: str | None = None,
         rows: int | None = None,
         now: float | None = None,
+        scheduled_at: float | None = None,
     ) -> Job:
         """Create a job; the query runs now and its outcome shows once the timeline says so.
 
         ``queued``/``booting``/``running``/``status``/``rows`` override the job-control
         comment, which overrides the store's defaults. A used ``domain_key`` is a 409 naming
-        the holder.
+        the holder. ``scheduled_at`` is the job's TD_SCHEDULED_TIME (default: its creation).
         """
         if domain_key:
             holder = self.by_domain_key.get(domain_key)
@@ -330,15 +330,20 @@ class JobStore:
         job.result_url = result_url
         job.pool_name = pool_name
         job.domain_key = domain_key or None
+        job.scheduled_at = scheduled_at
         t0 = time.time() if now is None else now
         job.created = t0
+        self._execute(job, control, status, rows)
+        # The query ran while the job was queued: its timeline counts from when it is done, so
+        # that a slow query (or the first, which opens DuckDB) does not eat the queued time.
+        base = max(t0, time.time()) if now is None else t0
+        job.created = base
         q = queued if queued is not None else control.queued
         b = booting if booting is not None else control.booting
         r = running if running is not None else control.running
-        job.start = t0 + (q if q is not None else self.queued_time)
+        job.start = base + (q if q is not None else self.queued_time)
         job.running_from = job.start + (b if b is not None else self.booting_time)
         job.end = job.running_from + (r if r is not None else self.running_time)
-        self._execute(job, control, status, rows)
         self.jobs[job.id] = job
         if domain_key:
             self.by_domain_key[domain_key] = job.id
@@ -374,22 +379,25 @@ class JobStore:
                 )
             return
         writer = ResultWriter(key, self.directory)
+        scheduled = job.scheduled_at if job.scheduled_at is not None else job.created
         try:
-            names, cursor = self.store.query(job.database, str(job.query))
-            first: tuple[Any, ...] | None = None
-            for row in cursor:
-                if first is None:
-                    first = row
-                writer.write(row)
-        except (sqlite3.Error, APIError, ValueError, OverflowError) as exc:
+            schema = self.store.run(
+                job.database,
+                str(job.query),
+                engine=job.type,
+                scheduled=int(scheduled),
+                sink=writer.write,
+            )
+        except (SQLError, APIError, ValueError, OverflowError, TypeError, duckdb_error()) as exc:
+            # Never a 500: a query that does not parse or run ends the job in error, and
+            # debug.stderr says why (the parse position, or DuckDB's message).
             writer.abort()
             job.outcome = ERROR
             message = exc.message if isinstance(exc, APIError) else str(exc)
             job.stderr = f"Query {job.id} failed: {message}"
             return
         job.result = writer.close()
-        types = [result_type(v) for v in first] if first is not None else ["varchar"] * len(names)
-        job.result_schema = [[n, t] for n, t in zip(names, types, strict=True)]
+        job.result_schema = schema
 
     def _write_synthetic(
         self, key: str, nrows: int, pad: int, columns: list[list[str]]

@@ -118,23 +118,42 @@ def _convert(rows: Iterable[Any], fmt: str, header: bool, columns: list[str], ou
         for row in rows:
             out.write(enc.encode(row) + b"\n")
     else:
+        enc = msgspec.json.Encoder()
         text = io.TextIOWrapper(
             io.BufferedWriter(out), encoding="utf-8", newline="", write_through=True
         )
-        writer = (
-            csv.writer(text, lineterminator="\r\n")
-            if fmt == "csv"
-            else csv.writer(
-                text, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\"
-            )
-        )
+        writer = csv.writer(text, lineterminator="\r\n") if fmt == "csv" else _TsvWriter(text)
         if header:
             writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow([_cell(v, enc) for v in row])
         text.flush()
         buffered = text.detach()
         buffered.flush()
+
+
+class _TsvWriter:
+    """Tab-separated rows: a backslash, tab or line break inside a field is escaped with a
+    backslash (quotes stay as they are: JSON text of arrays and maps reads back as written)."""
+
+    _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+    def __init__(self, out: io.TextIOWrapper) -> None:
+        self.out = out
+
+    def writerow(self, row: list[Any]) -> None:
+        self.out.write("\t".join(str(v).translate(self._ESCAPES) for v in row) + "\n")
+
+
+def _cell(value: Any, enc: msgspec.json.Encoder) -> Any:
+    """A csv/tsv field: arrays and maps as JSON text, booleans as Presto prints them."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return enc.encode(value).decode()
+    return value
 
 
 class ResultWriter:

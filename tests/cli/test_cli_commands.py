@@ -139,7 +139,7 @@ async def test_query_failures_timeouts_and_usage(cli: Any) -> None:
     failed = await cli("query", "-d", DB, "-w", "select * from no_such_table")
     assert failed.code == 1
     assert failed.err.startswith("aiotd: JobFailed: job ")
-    assert "no such table" in failed.err
+    assert "Table 'cli_db.no_such_table' does not exist" in failed.err
     assert len(failed.err.splitlines()) == 1
 
     slow = "-- emulator: running=30\nselect 1"

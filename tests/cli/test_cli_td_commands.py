@@ -226,10 +226,18 @@ async def test_csv_cells_become_ints_floats_strings_or_null(
         f"{T0},-12,2.5e3,007x,,123456789012345678901234567890\n"
         f"{T0 + 1},0,.5,1_000,,1\n"
     )
-    done = await cli("import", DB, TABLE, str(source))
-    assert done.code == 0, done.err
-    records = sorted(await td.tables.tail(DB, TABLE, count=10), key=lambda r: r["time"])
-    assert [(r["i"], r["f"], r["s"], r.get("empty"), r["big"]) for r in records] == [
+    # Each row into its own table: a table's column holds one type (the first one seen).
+    found = []
+    for line, table in ((1, TABLE), (2, "events_two")):
+        lines = source.read_text().splitlines()
+        part = tmp_path / f"typed{line}.csv"
+        part.write_text(f"{lines[0]}\n{lines[line]}\n")
+        if table != TABLE:
+            await td.tables.create(DB, table)
+        done = await cli("import", DB, table, str(part))
+        assert done.code == 0, done.err
+        found += await td.tables.tail(DB, table, count=10)
+    assert [(r["i"], r["f"], r["s"], r.get("empty"), r["big"]) for r in found] == [
         (-12, 2500.0, "007x", None, "123456789012345678901234567890"),  # too big: kept as text
         (0, 0.5, "1_000", None, 1),
     ]

@@ -215,7 +215,7 @@ async def test_upload_file_in_each_format(
         assert summary.records == 30, path
     assert (await td.tables.get(*table)).count == 120
     rows = await query_rows(td, "select typeof(n), sum(n) from events group by 1")
-    assert rows == [["integer", 4 * sum(range(30))]]
+    assert rows == [["bigint", 4 * sum(range(30))]]
 
 
 async def test_upload_file_refuses_bad_arguments_before_any_request(

@@ -99,11 +99,16 @@ async def test_rows_are_the_same_in_every_emulator(api: Api) -> None:
 
 
 async def test_rows_are_written_on_first_use_only(emu: Emulator) -> None:
-    path = emu.core.store.databases["sample_datasets"].path
-    size_at_start = path.stat().st_size
-    _, rows = emu.core.store.query("sample_datasets", "select count(*) from nasdaq")
+    store = emu.core.store
+    sample = store.databases["sample_datasets"]
+    assert not sample.rows_written
+    _, rows = store.query("sample_datasets", "select count(*) from nasdaq")
     assert list(rows) == [(5000,)]
-    assert size_at_start < 8192 < path.stat().st_size
+    assert sample.rows_written
+    with store.lock:
+        cursor = store.duck()
+        cursor.execute(f"SELECT count(*) FROM {store.ref('sample_datasets', 'www_access')}")
+        assert cursor.fetchone() == (5000,)
 
 
 async def test_sample_datasets_are_query_only(api: Api) -> None:
