@@ -77,7 +77,9 @@ class Result:
         raw: io.BufferedIOBase
         raw = open(source, "rb") if isinstance(source, Path) else io.BytesIO(source)  # noqa: SIM115
         with raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-            yield from msgpack.Unpacker(gz, raw=False, max_buffer_size=1 << 30)
+            yield from msgpack.Unpacker(
+                gz, raw=False, max_buffer_size=1 << 30, strict_map_key=False
+            )
 
     def is_large(self) -> bool:
         return isinstance(self._variants["msgpack.gz"], Path)
