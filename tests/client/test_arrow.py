@@ -1,9 +1,9 @@
 """td.jobs.record_batches / to_arrow / to_pandas: column types from hive_result_schema, values
 as rows() decodes them, batches bounded and streamed, and the error without the extra.
 
-Against the emulator (synthetic results, queries whose types are plain, imported tables) and
-a scripted server answering the recorded job/show body with the schema and rows of a query
-of container, boolean, real and timestamp columns."""
+Against the emulator (synthetic results, Presto and Hive queries of plain, container and
+temporal types, an imported table) and a scripted server answering the recorded job/show body
+with the schema and rows of a query of every kind of column."""
 
 from __future__ import annotations
 
@@ -198,6 +198,46 @@ async def test_query_types_and_nulls(td: aiotd.Client) -> None:
     assert table.schema.field("x").type == pa.float64()
     assert table.schema.field("s").type == pa.string()
     assert table.to_pylist() == [{"n": 7, "x": 2.5, "s": "text", "absent": None}]
+
+
+async def test_presto_containers_booleans_and_temporal_types(td: aiotd.Client) -> None:
+    job = await finished(
+        td,
+        "select array[1, 2] as xs, map(array['a'], array[3]) as m, true as b, "
+        "cast(0.5 as real) as r, timestamp '2024-01-02 03:04:05' as ts, date '2024-01-02' as d",
+    )
+    rows = await all_rows(td, job.job_id)
+    table = await td.jobs.to_arrow(job.job_id)
+    assert table.schema == _arrow.schema(job.result_columns)
+    assert [(f.name, f.type) for f in table.schema] == [
+        ("xs", pa.list_(pa.int32())),
+        ("m", pa.map_(pa.string(), pa.int32())),
+        ("b", pa.bool_()),
+        ("r", pa.float32()),
+        ("ts", pa.string()),
+        ("d", pa.string()),
+    ]
+    ((xs, m, b, r, ts, d),) = rows
+    assert table.to_pylist() == [{"xs": xs, "m": list(m.items()), "b": b, "r": r, "ts": ts, "d": d}]
+    assert (xs, m, b, r) == ([1, 2], {"a": 3}, True, 0.5)
+
+
+async def test_hive_spellings_from_a_hive_job(td: aiotd.Client) -> None:
+    issued = await td.jobs.issue(
+        "select array(1, 2) as xs, map('a', 3) as m, 'x' as s, cast(7 as bigint) as n",
+        database="arrow_db",
+        engine="hive",
+    )
+    job = await td.jobs.wait(issued.job_id, timeout=30)
+    assert job.success, job.debug
+    table = await td.jobs.to_arrow(job.job_id)
+    assert table.schema == _arrow.schema(job.result_columns)
+    assert table.column_names == ["xs", "m", "s", "n"]
+    assert pa.types.is_list(table.schema.field("xs").type)
+    assert pa.types.is_map(table.schema.field("m").type)
+    assert table.schema.field("s").type == pa.string()
+    assert table.schema.field("n").type == pa.int64()
+    assert table.to_pylist() == [{"xs": [1, 2], "m": [("a", 3)], "s": "x", "n": 7}]
 
 
 async def test_imported_table_with_nulls(td: aiotd.Client) -> None:
