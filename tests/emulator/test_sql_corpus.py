@@ -467,7 +467,9 @@ CORPUS: list[tuple[str, str, str, str, Rows | Check]] = [
         lambda rows: (
             rows[0][1]
             == max(
-                collections.Counter(dt.datetime.utcfromtimestamp(r[0]).hour for r in WWW).values()
+                collections.Counter(
+                    dt.datetime.fromtimestamp(r[0], dt.timezone.utc).hour for r in WWW
+                ).values()
             )
         ),
     ),
