@@ -15,9 +15,10 @@ and a naive asyncio loop (``job/status`` every 1 s per handler, then ``job/show`
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
@@ -40,37 +41,42 @@ ISSUE_PATH = "POST /v3/job/issue/{type}/{db}"
 # -- contenders ------------------------------------------------------------------------------
 
 
-def _job_ids() -> Iterator[str]:
-    """Job ids the harness hands over, one line each, until an empty line."""
+def _arrival(line: bytes | str) -> tuple[str, float] | None:
+    """``job_id end`` (the end as the harness plans it: only the floor may look) or None at
+    the empty line that ends the arrivals."""
+    fields = line.split()
+    if not fields:
+        return None
+    job_id, end = fields
+    return (job_id.decode() if isinstance(job_id, bytes) else job_id), float(end)
+
+
+def _arrivals_blocking() -> Iterator[tuple[str, float]]:
+    """The arrivals read from stdin by a thread (td-client-python's server)."""
     for line in sys.stdin:
-        job_id = line.strip()
-        if not job_id:
+        arrival = _arrival(line)
+        if arrival is None:
             return
-        yield job_id
+        yield arrival
 
 
-async def _serve(handler: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-    """One task per arriving job id, as a server starts one per request; waits for all.
+async def _serve(handler: Callable[[str, float], Coroutine[Any, Any, None]]) -> None:
+    """One task per arriving job, as a server starts one per request; waits for them all.
 
-    A thread reads the ids (the work order was read from the same buffered stdin) and hands
-    each to the event loop.
+    The event loop reads the arrivals from stdin itself, as a server reads its sockets. The
+    work order was read through ``sys.stdin``'s buffer, which holds nothing more: the first
+    arrival comes half a second after the work order (see ``arrive``).
     """
     loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    pipe = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     tasks: list[asyncio.Task[None]] = []
-    ended = asyncio.Event()
-
-    def start(job_id: str) -> None:
-        tasks.append(loop.create_task(handler(job_id)))
-
-    def read() -> None:
-        try:
-            for job_id in _job_ids():
-                loop.call_soon_threadsafe(start, job_id)
-        finally:
-            loop.call_soon_threadsafe(ended.set)
-
-    threading.Thread(target=read, name="arrivals", daemon=True).start()
-    await ended.wait()
+    try:
+        while (arrival := _arrival(await reader.readline())) is not None:
+            tasks.append(loop.create_task(handler(*arrival)))
+    finally:
+        transport.close()
     await asyncio.gather(*tasks)
 
 
@@ -80,7 +86,7 @@ async def _aiotd(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
     seen: dict[str, float] = {}
     async with aiotd.Client(apikey=setup["apikey"], endpoint=setup["url"]) as td:
 
-        async def handler(job_id: str) -> None:
+        async def handler(job_id: str, _end: float) -> None:
             await td.jobs.wait(job_id, timeout=WAIT_TIMEOUT)
             seen[job_id] = time.time()
 
@@ -105,7 +111,7 @@ def _tdclient(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
             seen[job_id] = time.time()
 
         with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(handler, job_id) for job_id in _job_ids()]
+            futures = [pool.submit(handler, job_id) for job_id, _ in _arrivals_blocking()]
         for future in futures:
             future.result()
     return {"seen": seen}
@@ -130,10 +136,38 @@ async def _naive(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
                     raise RuntimeError(f"{path}: {resp.status}")
                 return json.loads(body)
 
-        async def handler(job_id: str) -> None:
+        async def handler(job_id: str, _end: float) -> None:
             while (await get(f"/v3/job/status/{job_id}"))["status"] not in FINISHED:  # noqa: ASYNC110
                 await asyncio.sleep(NAIVE_INTERVAL)
             await get(f"/v3/job/show/{job_id}")
+            seen[job_id] = time.time()
+
+        await _serve(handler)
+    return {"seen": seen}
+
+
+async def _floor(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
+    """What any waiter that hands out full records must spend: one bare ``job/show`` per
+    job, sent just after the job's end, which this handler is told (no waiter knows it)."""
+    import json
+
+    import aiohttp
+
+    url = setup["url"]
+    seen: dict[str, float] = {}
+    headers = {"Authorization": f"TD1 {setup['apikey']}"}
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as s:
+
+        async def handler(job_id: str, end: float) -> None:
+            while True:
+                await asyncio.sleep(max(0.0, end + FLOOR_MARGIN - time.time()))
+                async with s.get(f"{url}/v3/job/show/{job_id}") as resp:
+                    job = json.loads(await resp.read())
+                if job["status"] in FINISHED:
+                    break
+                end = time.time()  # ended a little later than planned: ask again soon
             seen[job_id] = time.time()
 
         await _serve(handler)
@@ -154,6 +188,9 @@ def _import_tdclient() -> None:
 
 AIOTD = "aiotd wait() per handler"
 NAIVE = f"naive asyncio ({NAIVE_INTERVAL:g} s polls)"
+FLOOR = "floor: one bare job/show at each end"
+#: Seconds after a job's planned end the floor asks for it.
+FLOOR_MARGIN = 0.2
 
 
 def tdclient_name(threads: int) -> str:
@@ -165,6 +202,7 @@ CONTENDERS = {
     AIOTD: Contender(_import_aiotd, run_async(_aiotd)),
     "td-client Job.wait": Contender(_import_tdclient, _tdclient),
     NAIVE: Contender(_import_aiohttp, run_async(_naive)),
+    FLOOR: Contender(_import_aiohttp, run_async(_floor)),
 }
 
 
@@ -219,7 +257,8 @@ async def arrive(
         answered = time.time()
         job_id = str(body["job_id"])
         issued[index] = Issued(job_id, sent, answered)
-        stdin.write(f"{job_id}\n".encode())
+        end = (sent + answered) / 2 + BOOTING + plan.durations[index]
+        stdin.write(f"{job_id} {end:.3f}\n".encode())
         await stdin.drain()
 
     await asyncio.gather(*(one(i) for i in range(plan.count)))
@@ -236,7 +275,12 @@ async def arrive(
     return done, ends
 
 
-def figures_of(figures: Figures, issued: list[Issued], ends: list[float]) -> None:
+#: Jobs ending in the first part of the arrivals (this share of their span) are told apart:
+#: the poll engine has seen few finishes then, which spaces its listings.
+EARLY_SHARE = 0.25
+
+
+def figures_of(figures: Figures, issued: list[Issued], ends: list[float], span: float) -> None:
     """Notice latencies and per-job figures of one run (issue requests not counted)."""
     seen: dict[str, float] = figures.pop("seen")
     missing = len(issued) - len(seen)
@@ -248,13 +292,24 @@ def figures_of(figures: Figures, issued: list[Issued], ends: list[float]) -> Non
     if issues != n:
         raise RuntimeError(f"{issues} issue requests counted for {n} jobs")
     figures["requests"] -= issues
+    first = min(job.sent for job in issued)
+    early = [x for x, end in zip(lat, ends, strict=True) if end - first < span * EARLY_SHARE]
     figures.update(
         jobs=n,
         latency_p50=percentile(lat, 50),
         latency_p99=percentile(lat, 99),
         latency_max=max(lat),
         late=sum(1 for x in lat if x > LATE),
+        over_2s=sum(1 for x in lat if x > 2.0),
+        early_jobs=len(early),
+        early_over_2s=sum(1 for x in early if x > 2.0),
+        early_p50=percentile(early, 50),
+        later_max=max(
+            (x for x, end in zip(lat, ends, strict=True) if end - first >= span * EARLY_SHARE),
+            default=float("nan"),
+        ),
         requests_per_job=figures["requests"] / n,
+        list_pages_per_job=figures["routes"].get("GET /v3/job/list", 0) / n,
         rss_peak_mb=figures["rss_peak"] / 2**20,
         rss_growth_kb_per_job=(figures["rss_peak"] - figures["rss_ready"]) / 1024 / n,
         cpu_ms_per_job=figures["cpu"] * 1000 / n,
@@ -271,7 +326,7 @@ async def backend_run(
         arrived.append(await arrive(emu, "bench", plan, stdins))
 
     figures = await run_contender(emu, "webbackend", contender, work=work, feed=feed)
-    figures_of(figures, *arrived[0])
+    figures_of(figures, *arrived[0], plan.span)
     log(
         f"webbackend {name}: {figures['requests_per_job']:.2f} req/job, "
         f"p50 {figures['latency_p50']:.2f} s, p99 {figures['latency_p99']:.2f} s, "
@@ -286,7 +341,7 @@ METRICS = [
     Metric("latency_p50", "notice p50 s", "{:.2f}"),
     Metric("latency_p99", "notice p99 s", "{:.2f}"),
     Metric("latency_max", "notice max s", "{:.1f}"),
-    Metric("late", f"noticed > {LATE:g} s late", "{:,.0f}"),
+    Metric("over_2s", "noticed > 2 s late", "{:,.0f}"),
     Metric("cpu_ms_per_job", "client CPU ms/job", "{:.3f}"),
     Metric("rss_growth_kb_per_job", "RSS growth KB/job", "{:.1f}"),
     Metric("rss_peak_mb", "peak RSS MB", "{:.0f}"),
@@ -295,66 +350,92 @@ METRICS = [
 ]
 
 
-def _worst(case: CaseResult, contender: str, key: str) -> float:
-    return max(float(run[key]) for run in case.runs[contender])
+def _gap(value: float, limit: float, unit: str, fmt: str) -> str:
+    """The measured value, and by how much it misses ``limit`` if it does."""
+    text = fmt.format(value) + unit
+    if value <= limit:
+        return text
+    return f"{text}: {value / limit:.2f}× the target ({fmt.format(value - limit)}{unit} over)"
 
 
 def _targets(case: CaseResult) -> list[Target]:
-    worst_max = _worst(case, AIOTD, "latency_max")
+    worst = max(float(run["latency_max"]) for run in case.runs[AIOTD])
     p99 = case.median(AIOTD, "latency_p99")
     req = case.median(AIOTD, "requests_per_job")
     cpu = case.median(AIOTD, "cpu_ms_per_job")
-    rss = case.median(AIOTD, "rss_growth_kb_per_job")
-
-    def gap(value: float, limit: float, unit: str, fmt: str = "{:.2f}") -> str:
-        text = (fmt + "{}").format(value, unit)
-        if value <= limit:
-            return text
-        return text + f" ({value / limit:.2f}× the target, {fmt.format(value - limit)}{unit} over)"
-
+    mem = case.median(AIOTD, "rss_growth_kb_per_job")
     return [
         Target(
-            f"every end noticed ≤ {LATE:g} s after it happened (worst run)",
-            gap(worst_max, LATE, " s", "{:.1f}"),
-            worst_max <= LATE,
+            f"every end noticed ≤ {LATE:g} s after it happened (every run)",
+            _gap(worst, LATE, " s", "{:.1f}"),
+            worst <= LATE,
         ),
-        Target("notice p99 ≤ 2 s", gap(p99, 2.0, " s"), p99 <= 2.0),
-        Target("≤ 1.15 requests per job", gap(req, 1.15, ""), req <= 1.15),
-        Target("client CPU ≤ 0.2 ms per watched job", gap(cpu, 0.2, " ms", "{:.3f}"), cpu <= 0.2),
+        Target("notice p99 ≤ 2 s", _gap(p99, 2.0, " s", "{:.2f}"), p99 <= 2.0),
+        Target("≤ 1.15 requests per job", _gap(req, 1.15, "", "{:.2f}"), req <= 1.15),
+        Target("client CPU ≤ 0.2 ms per watched job", _gap(cpu, 0.2, " ms", "{:.3f}"), cpu <= 0.2),
         Target(
-            "memory ≤ 2 KB per watched job (RSS growth)", gap(rss, 2.0, " KB", "{:.1f}"), rss <= 2.0
+            "memory ≤ 2 KB per watched job (RSS growth)",
+            _gap(mem, 2.0, " KB", "{:.1f}"),
+            mem <= 2.0,
         ),
     ]
 
 
-def _middle(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+def _notes(case: CaseResult, tdclient: str, busy: int, span: float) -> list[str]:
+    """What the medians say about each target (computed, not typed in)."""
 
+    def med(row: str, key: str) -> float:
+        return case.median(row, key)
 
-def _notes(case: CaseResult, tdclient: str, busy: int) -> list[str]:
-    a = _middle(case.runs[AIOTD], "requests_per_job")
-    t = _middle(case.runs[tdclient], "requests_per_job")
-    n = _middle(case.runs[NAIVE], "requests_per_job")
-    routes = ", ".join(f"`{k}` {v:,}" for k, v in sorted(a["routes"].items()))
-    lists = a["routes"].get("GET /v3/job/list", 0)
-    listings = a.get("engine_listings", 0)
-    out = [
-        f"aiotd's requests (median run): {routes}; its engine made {listings:,} listings "
-        f"({lists / max(listings, 1):.1f} pages each: the queued walk, then the running walk "
-        f"down to the oldest waiting job, through the {busy:,} busy jobs' first page) and "
-        f"{a.get('engine_polls', 0):,} per-job requests. Listing pages cost "
-        f"{lists / a['jobs']:.2f} requests per job on top of the one `job/show` each job needs.",
-        f"Per job: aiotd {a['requests_per_job']:.2f} requests, {a['cpu_ms_per_job']:.3f} ms CPU; "
-        f"{tdclient} {t['requests_per_job']:.2f} requests, {t['cpu_ms_per_job']:.3f} ms CPU "
-        f"(a `job/status` every {TDCLIENT_INTERVAL} s per job, then `job/show`); "
-        f"{NAIVE} {n['requests_per_job']:.2f} requests, {n['cpu_ms_per_job']:.3f} ms CPU.",
+    runs = case.runs[AIOTD]
+    keys = sorted({k for r in runs for k in r["routes"]})
+    routes = {k: statistics.median(r["routes"].get(k, 0) for r in runs) for k in keys}
+    listings = med(AIOTD, "engine_listings")
+    pages = routes.get("GET /v3/job/list", 0)
+    early, early_over = med(AIOTD, "early_jobs"), med(AIOTD, "early_over_2s")
+    over = med(AIOTD, "over_2s")
+    f_cpu, a_cpu = med(FLOOR, "cpu_ms_per_job"), med(AIOTD, "cpu_ms_per_job")
+    f_mem, a_mem = med(FLOOR, "rss_growth_kb_per_job"), med(AIOTD, "rss_growth_kb_per_job")
+    return [
+        "aiotd's requests (medians of the runs): "
+        + ", ".join(f"`{k}` {v:,.0f}" for k, v in routes.items())
+        + f"; its engine made {listings:,.0f} listings of {pages / max(listings, 1):.1f} pages "
+        "each (the queued walk, then the running walk down to the oldest waiting job, whose "
+        f"first page also carries the busy jobs), {med(AIOTD, 'list_pages_per_job'):.2f} "
+        "requests per job on top of the one `job/show` each job needs.",
+        (
+            f"Tail: {over:,.0f} jobs were noticed more than 2 s after their end, "
+            f"{early_over:,.0f} of them among the {early:,.0f} that ended in the first "
+            f"{span * EARLY_SHARE:g} s of the arrivals (their median notice "
+            f"{med(AIOTD, 'early_p50'):.2f} s; the worst of the jobs ending later "
+            f"{med(AIOTD, 'later_max'):.2f} s). Few jobs have ended yet at that time, and "
+            "the engine spaces its listings by the finishes that pay for them."
+            if over
+            else "Tail: no job was noticed more than 2 s after its end."
+        ),
+        f"The floor (told each job's end, one bare `job/show` just after it): "
+        f"{f_cpu:.3f} ms of CPU and {f_mem:.1f} KB of RSS growth per job. aiotd spends "
+        f"{a_cpu:.3f} ms ({a_cpu / f_cpu:.2f}× the floor) and {a_mem:.1f} KB: "
+        f"{a_cpu - f_cpu:.3f} ms per job for finding the ends (listings, decoding, the "
+        f"engine, each wait's own machinery) and {a_mem - f_mem:.1f} KB for the waits' state "
+        "and the listings in memory."
+        + (
+            " The floor alone, one request per job spread over time like these, costs more "
+            "CPU than the 0.2 ms target."
+            if f_cpu > 0.2
+            else ""
+        ),
+        f"Per job: {tdclient} {med(tdclient, 'requests_per_job'):.2f} requests (a "
+        f"`job/status` every {TDCLIENT_INTERVAL} s, then `job/show`) for "
+        f"{med(tdclient, 'cpu_ms_per_job'):.3f} ms of CPU; {NAIVE} "
+        f"{med(NAIVE, 'requests_per_job'):.2f} requests for {med(NAIVE, 'cpu_ms_per_job'):.3f} "
+        "ms.",
     ]
-    return out
 
 
 async def run(ctx: Context) -> list[CaseResult]:
     if ctx.quick:
-        count, span, low, high, busy = 100, 5.0, 1.0, 5.0, 250
+        count, span, low, high, busy = 100, 3.0, 1.0, 3.0, 250
     else:
         count, span, low, high, busy = 1_000, 60.0, 1.0, 60.0, 5_000
     plan = Arrivals(count, span, low, high)
@@ -364,6 +445,7 @@ async def run(ctx: Context) -> list[CaseResult]:
         AIOTD: (AIOTD, {}),
         tdclient: ("td-client Job.wait", {"threads": threads}),
         NAIVE: (NAIVE, {}),
+        FLOOR: (FLOOR, {}),
     }
     started = time.perf_counter()
     runs: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
@@ -386,20 +468,23 @@ async def run(ctx: Context) -> list[CaseResult]:
             f"{span:g} s (Poisson arrivals, seeded) and running {low:g}-{high:g} s (uniform; 5% "
             f"end in error), among {busy:,} busy long-running jobs of the same account; at most "
             f"{plan.peak_waiting():,} handlers wait at once. The harness issues each job at its "
-            "arrival time and hands its id to the contender's process at once; the process "
-            "starts a handler for it, as a server does per request. aiotd runs one task per "
-            "handler awaiting `td.jobs.wait(job_id)` on one shared Client (every wait joins "
-            f"the client's one poll engine); td-client-python runs `Job.wait(timeout=..., "
-            f"wait_interval={TDCLIENT_INTERVAL})` (its default interval) in a thread per handler "
-            f"({threads:,} threads, as a threaded server needs one per waiting request; its "
-            f"urllib3 pool keeps as many connections); the naive loop polls `job/status` every "
-            f"{NAIVE_INTERVAL:g} s per handler, then `job/show`. *requests per job* counts what "
+            "arrival time and hands its id to the contender's process at once (a line on its "
+            "stdin, read by the event loop as a server reads its sockets); the process starts "
+            "a handler for it, as a server does per request. aiotd runs one task per handler "
+            "awaiting `td.jobs.wait(job_id)` on one shared Client (every wait joins the "
+            "client's one poll engine); td-client-python runs `Job.wait(timeout=..., "
+            f"wait_interval={TDCLIENT_INTERVAL})` (its default interval) in a thread per "
+            f"handler ({threads:,} threads: a threaded server needs one per waiting request, "
+            "a smaller pool would hold handlers back until a thread frees; its urllib3 pool "
+            "keeps as many connections); the naive loop polls `job/status` every "
+            f"{NAIVE_INTERVAL:g} s per handler, then `job/show`. The *floor* is not a waiter: "
+            "told each job's end, it sends one bare `job/show` just after it, what any waiter "
+            "that hands out full records must spend at least. *requests per job* counts what "
             "the emulator received from the contender (the harness's issue requests not "
             "counted); *notice* is the time from a job's end to its handler waking with the "
-            "finished record; *client CPU* covers the whole run (handing over the ids "
-            "included, alike for all); *RSS growth* is the peak RSS minus the RSS once imports "
-            "were done, per job. The machine is shared with other work, so CPU and wall "
-            "figures carry its noise."
+            "finished record; *client CPU* covers the whole run; *RSS growth* is the peak RSS "
+            "minus the RSS once imports were done, per job. The machine was shared with other "
+            "work during the run, so CPU and wall figures carry its noise."
         ),
         metrics=METRICS,
         runs=runs,
@@ -414,7 +499,7 @@ async def run(ctx: Context) -> list[CaseResult]:
         quick=ctx.quick,
     )
     case.targets = _targets(case)
-    case.notes = _notes(case, tdclient, busy)
+    case.notes = _notes(case, tdclient, busy, span)
     case.seconds = time.perf_counter() - started
     bar_chart(case, ctx.out_dir / "webbackend.png")
     return [case]
