@@ -150,7 +150,7 @@ async def test_the_event_stream_delivers_every_status_change(emu: Emulator) -> N
     async with serve(emu, poll=fast) as base, http(base) as client:
         jobs = {}
         for status in ("success", "error"):
-            sql = f"-- emulator: queued=0.6 running=0.6 status={status}\nselect 1"
+            sql = f"-- emulator: queued=0.6 booting=0 running=0.6 status={status}\nselect 1"
             jobs[status] = await issue(client, sql)
 
         async def read(job_id: str) -> list[dict[str, str]]:
@@ -228,7 +228,7 @@ async def test_issue_once_per_idempotency_key_and_through_a_lost_answer(emu: Emu
 async def test_state_waits_with_a_deadline_and_rows_stream(emu: Emulator) -> None:
     fast = aiotd.PollSettings(min_interval=0.05, max_interval=0.1, first_delay=0.01)
     async with serve(emu, poll=fast) as base, http(base) as client:
-        slow = "-- emulator: queued=0 running=30\nselect 1"
+        slow = "-- emulator: queued=0 booting=0 running=30\nselect 1"
         slow_id = await issue(client, slow)
         now = await client.get(f"/queries/{slow_id}")
         assert (now.status_code, now.json()["finished"], now.json()["database"]) == (200, False, DB)
