@@ -155,10 +155,12 @@ def _middle(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 def _notes(case: CaseResult, watched: int) -> list[str]:
     """What the figures say, and what to do at that scale (computed from the medians)."""
-    one = {k: case.median(ONE, k) for k in ("requests", "list_pages", "cpu", "latency_p99")}
+    keys = ("requests", "list_pages", "cpu", "latency_p99", "wall", "rss_peak_mb")
+    med = {row: {k: case.median(row, k) for k in keys} for row in case.runs}
+    one = med[ONE]
     out: list[str] = []
     for layout in (BY_RANGE, BY_DATABASE):
-        m = {k: case.median(layout, k) for k in ("requests", "list_pages", "cpu", "latency_p99")}
+        m = med[layout]
         each = _middle(case.runs[layout], "cpu")["cpu_each"]
         out.append(
             f"{layout}: {m['requests'] / one['requests']:.2f}× the requests of one process "
@@ -166,24 +168,44 @@ def _notes(case: CaseResult, watched: int) -> list[str]:
             f"{m['list_pages'] / max(one['list_pages'], 1):.2f}× its `job/list` pages "
             f"({m['list_pages']:,.0f} vs {one['list_pages']:,.0f}), "
             f"{m['cpu'] / one['cpu']:.2f}× its client CPU ({m['cpu']:.2f} vs {one['cpu']:.2f} s; "
-            f"per process {_seconds(each)} s), notice p99 "
-            f"{m['latency_p99']:.2f} s vs {one['latency_p99']:.2f} s."
+            f"per process{' from the oldest ids up' if layout == BY_RANGE else ''} in the median "
+            f"run: {_seconds(each)} s), "
+            f"notice p99 {m['latency_p99']:.2f} s vs {one['latency_p99']:.2f} s."
         )
     shows = case.median(ONE, "shows")
     out.append(
         f"Each finished job costs one `job/show` whoever watches it ({shows:,.0f} of one "
-        f"process's {one['requests']:,.0f} requests), so sharding cannot multiply that part; "
-        "what it multiplies is the listings: every process lists the account's queued and "
-        "running jobs on its own, newest first, down to the oldest job it watches."
+        f"process's {one['requests']:,.0f} requests), so sharding cannot multiply that part: "
+        "the cost does not grow with the processes. What grows is the listings: each "
+        "process lists the account's queued and running jobs on its own, newest first, down "
+        "to the oldest job it watches, and decodes every busy job on the way."
     )
-    rng = case.median(BY_RANGE, "list_pages")
-    db = case.median(BY_DATABASE, "list_pages")
+    rng, db = med[BY_RANGE]["list_pages"], med[BY_DATABASE]["list_pages"]
     out.append(
-        f"By database (or any split of interleaved ids) every process walks down to about the "
-        f"oldest watched job, so each walks what one process walks: {db:,.0f} pages against "
-        f"{rng:,.0f} by id range, where the process with the newest jobs stops after its own "
-        "and only the one with the oldest walks everything. `job/list` filters by status "
-        "only, not by database (v3-api.md §1.6), so a database split saves no listing."
+        f"Interleaved ids (by database, and as well any split by hash or round robin) make "
+        f"every process walk down to about the oldest watched job, as one process does: "
+        f"{db:,.0f} `job/list` pages against {rng:,.0f} by id range, where the process with "
+        "the newest jobs stops after its own. `job/list` filters by status, not by database "
+        "(v3-api.md §1.6), so a split by database saves no listing."
+    )
+    share = one["cpu"] / one["wall"]
+    out.append(
+        f"What to do at this scale: one process watching all {watched:,} jobs used "
+        f"{one['cpu']:.2f} s of CPU over {one['wall']:.0f} s ({share:.0%} of one core) and "
+        f"{one['rss_peak_mb']:.0f} MB, so the first step past one machine's other limits is "
+        "one watcher process that fans the ends out (each finished job published to a queue "
+        "or a pub/sub topic the other processes read): its requests stay those of one "
+        f"process, {one['requests'] / watched:.3f} per job. Shard the watching itself only "
+        f"when one process cannot keep up: at {one['cpu'] * 1000 / watched:.2f} ms of CPU "
+        f"per job, one core follows about {watched / one['cpu']:,.0f} job ends a second in "
+        "this mix. "
+        + (
+            f"Then shard by id range ({rng / db:.2f}× the listing pages of interleaved ids): "
+            "contiguous ranges of job ids, i.e. of issue time (each process takes the jobs "
+            "issued in its own stretch of ids), not by database or hash."
+            if rng < db
+            else "Then any split serves: contiguous id ranges saved no listing pages here."
+        )
     )
     return out
 
