@@ -118,19 +118,24 @@ class Emulator:
         await self.request("POST", f"/v3/database/create/{name}")
 
     async def issue(
-        self, database: str, queries: Sequence[str] | Callable[[int, float], str], count: int
+        self,
+        database: str | Callable[[int], str],
+        queries: Sequence[str] | Callable[[int, float], str],
+        count: int,
     ) -> list[Issued]:
         """Issue ``count`` presto jobs through the API, ``SEED_CONCURRENCY`` at a time.
 
         ``queries`` is a list, or a function of (index, send time) giving the query, so a job's
-        control comment can depend on when it is sent (its queue time).
+        control comment can depend on when it is sent (its queue time); ``database`` is a
+        name, or a function of the index giving each job's database.
         """
         out: list[Issued | None] = [None] * count
-        path = f"{self.url}/v3/job/issue/presto/{database}"
         next_index = iter(range(count))
 
         async def worker() -> None:
             for index in next_index:
+                db = database(index) if callable(database) else database
+                path = f"{self.url}/v3/job/issue/presto/{db}"
                 sent = time.time()
                 query = queries(index, sent) if callable(queries) else queries[index]
                 async with self.session.post(path, data={"query": query}) as resp:

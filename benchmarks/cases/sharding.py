@@ -12,7 +12,6 @@ requests are the emulator's count for the whole group.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -36,42 +35,36 @@ BY_DATABASE = f"{SHARDS} processes, by database (ids interleaved)"
 
 
 async def seed(emu: Emulator, plan: Plan, rate: float) -> tuple[list[Issued], list[float]]:
-    """Issue the plan's jobs into ``SHARDS`` databases at once (job i into ``shard{i % 4}``),
+    """Issue the plan's jobs in turn into ``SHARDS`` databases (job i into ``shard{i % 4}``),
     queued until a start time when all are issued; (issued, ends) in plan order."""
     start = time.time() + plan.count / rate + 1.0
     queued: dict[int, float] = {}
 
-    def query_of(shard: int) -> Any:
-        def query(local: int, sent: float) -> str:
-            index = shard + SHARDS * local
-            q = queued[index] = round(max(0.0, start - sent), 3)
-            outcome = " status=error" if plan.errors[index] else ""
-            return (
-                f"-- emulator: queued={q} booting={BOOTING} duration={plan.durations[index]} "
-                f"rows=0{outcome}\nSELECT 1"
-            )
-
-        return query
-
-    parts = await asyncio.gather(
-        *(
-            emu.issue(f"shard{k}", query_of(k), len(range(k, plan.count, SHARDS)))
-            for k in range(SHARDS)
+    def query(index: int, sent: float) -> str:
+        q = queued[index] = round(max(0.0, start - sent), 3)
+        outcome = " status=error" if plan.errors[index] else ""
+        return (
+            f"-- emulator: queued={q} booting={BOOTING} duration={plan.durations[index]} "
+            f"rows=0{outcome}\nSELECT 1"
         )
-    )
-    issued: list[Issued | None] = [None] * plan.count
-    for shard, part in enumerate(parts):
-        for local, job in enumerate(part):
-            issued[shard + SHARDS * local] = job
-    done = [job for job in issued if job is not None]
+
+    issued = await emu.issue(lambda i: f"shard{i % SHARDS}", query, plan.count)
     late = sum(1 for q in queued.values() if q == 0.0)
     if late:
         log(f"sharding: {late} jobs were issued after the planned start")
     ends = [
         (job.sent + job.answered) / 2 + queued[i] + BOOTING + plan.durations[i]
-        for i, job in enumerate(done)
+        for i, job in enumerate(issued)
     ]
-    return done, ends
+    return issued, ends
+
+
+def spread(shares: list[list[str]]) -> float:
+    """How much of the whole id range each process's ids span, on average (1/4 for
+    contiguous quarters, about 1 for interleaved ids)."""
+    ids = [int(i) for share in shares for i in share]
+    whole = max(ids) - min(ids) or 1
+    return sum((max(map(int, s)) - min(map(int, s))) / whole for s in shares) / len(shares)
 
 
 def shares(issued: list[Issued], layout: str) -> list[list[str]]:
@@ -88,11 +81,14 @@ def shares(issued: list[Issued], layout: str) -> list[list[str]]:
 async def layout_run(emu: Emulator, layout: str, plan: Plan, rate: float) -> dict[str, Any]:
     """One layout's processes watching fresh jobs of the plan; the group's figures."""
     seeded: list[tuple[list[Issued], list[float]]] = []
+    spans: list[float] = []
 
     async def work() -> list[dict[str, Any]]:
         issued, ends = await seed(emu, plan, rate * 0.7)
         seeded.append((issued, ends))
-        return [{"ids": ids} for ids in shares(issued, layout)]
+        split = shares(issued, layout)
+        spans.append(spread(split))
+        return [{"ids": ids} for ids in split]
 
     count = 1 if layout == ONE else SHARDS
     each, totals = await run_contenders(emu, "sharding", AIOTD, count, work=work)
@@ -109,6 +105,8 @@ async def layout_run(emu: Emulator, layout: str, plan: Plan, rate: float) -> dic
     return {
         **totals,
         "processes": count,
+        "id_spread": spans[0],
+        "listings_each": [f.get("engine_listings", 0) for f in each],
         "jobs": n,
         "requests_per_job": totals["requests"] / n,
         "list_pages": routes.get(LIST, 0),
@@ -134,6 +132,7 @@ METRICS = [
     Metric("requests_per_job", "requests per job", "{:.3f}"),
     Metric("list_pages", "job/list pages", "{:,.0f}"),
     Metric("listings", "listings (all processes)", "{:,.0f}", better=""),
+    Metric("id_spread", "id range spanned per process", "{:.2f}", better=""),
     Metric("latency_p50", "notice p50 s", "{:.2f}"),
     Metric("latency_p99", "notice p99 s", "{:.2f}"),
     Metric("latency_max", "notice max s", "{:.1f}"),
@@ -248,7 +247,9 @@ async def run(ctx: Context) -> list[CaseResult]:
             f"at once, each watching a contiguous quarter of the job ids (what sharding by time "
             f"of issue gives). *{BY_DATABASE}*: the same, each process watching one database's "
             "jobs, whose ids interleave with the others' (as any split unrelated to issue "
-            "order does). *requests* are what the emulator received from the whole group; "
+            "order does); *id range spanned per process* checks the split (0.25 for contiguous "
+            "quarters, about 1 for interleaved ids). *requests* are what the emulator "
+            "received from the whole group; "
             "client CPU and peak RSS are summed over the processes, *wall* is the slowest "
             f"one's. On this machine's two cores the {SHARDS} processes share the CPU with the "
             "emulator (and the machine with other work), so latencies carry that contention."

@@ -27,7 +27,7 @@ from benchmarks._contender import Contender, Figures, run_async
 from benchmarks._harness import Emulator, Issued, log, percentile, run_contender
 from benchmarks._report import CaseResult, Metric, Target, bar_chart
 from benchmarks.cases import Context
-from benchmarks.cases.watch import FINISHED, LATE, NAIVE_INTERVAL, seeding_rate
+from benchmarks.cases.watch import FINISHED, LATE, LONG_RUNNING, NAIVE_INTERVAL, seeding_rate
 
 #: The emulator's booting time, given explicitly so that a job's end is known exactly.
 BOOTING = 0.05
@@ -174,6 +174,39 @@ async def _floor(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
     return {"seen": seen}
 
 
+async def _held(setup: dict[str, Any], work: dict[str, Any]) -> Figures:
+    """The memory that waiting handlers hold: tasks awaiting ``td.jobs.wait`` on jobs that
+    run on, or (``bare``) tasks awaiting a future of their own, the handler's floor. Both
+    start from a client whose engine already watches one job and lists."""
+    import gc
+
+    import aiotd
+    from benchmarks._run_one import _rss
+
+    loop = asyncio.get_running_loop()
+    first, *ids = work["ids"]
+    async with aiotd.Client(apikey=setup["apikey"], endpoint=setup["url"]) as td:
+        warm = loop.create_task(td.jobs.wait(first, timeout=WAIT_TIMEOUT))
+        await asyncio.sleep(HOLD)
+
+        async def bare(_job_id: str) -> None:
+            await loop.create_future()
+
+        async def wait(job_id: str) -> None:
+            await td.jobs.wait(job_id, timeout=WAIT_TIMEOUT)
+
+        gc.collect()
+        before = _rss()
+        tasks = [loop.create_task((bare if work["bare"] else wait)(i)) for i in ids]
+        await asyncio.sleep(HOLD)  # a few listings of every watched job
+        gc.collect()
+        held = _rss() - before
+        for task in [*tasks, warm]:
+            task.cancel()
+        await asyncio.gather(*tasks, warm, return_exceptions=True)
+    return {"tasks": len(tasks), "bytes_per_task": held / len(tasks)}
+
+
 def _import_aiotd() -> None:
     import aiotd  # noqa: F401
 
@@ -191,6 +224,10 @@ NAIVE = f"naive asyncio ({NAIVE_INTERVAL:g} s polls)"
 FLOOR = "floor: one bare job/show at each end"
 #: Seconds after a job's planned end the floor asks for it.
 FLOOR_MARGIN = 0.2
+HELD = "tasks awaiting td.jobs.wait"
+HELD_BARE = "tasks awaiting a bare future"
+#: Seconds the held-memory contender lets the engine run before and after it measures.
+HOLD = 3.0
 
 
 def tdclient_name(threads: int) -> str:
@@ -203,6 +240,7 @@ CONTENDERS = {
     "td-client Job.wait": Contender(_import_tdclient, _tdclient),
     NAIVE: Contender(_import_aiohttp, run_async(_naive)),
     FLOOR: Contender(_import_aiohttp, run_async(_floor)),
+    HELD: Contender(_import_aiotd, run_async(_held)),
 }
 
 
@@ -381,7 +419,7 @@ def _targets(case: CaseResult) -> list[Target]:
     ]
 
 
-def _notes(case: CaseResult, tdclient: str, busy: int, span: float) -> list[str]:
+def _notes(case: CaseResult, tdclient: str, busy: int, span: float, held: CaseResult) -> list[str]:
     """What the medians say about each target (computed, not typed in)."""
 
     def med(row: str, key: str) -> float:
@@ -418,7 +456,11 @@ def _notes(case: CaseResult, tdclient: str, busy: int, span: float) -> list[str]
         f"{a_cpu:.3f} ms ({a_cpu / f_cpu:.2f}× the floor) and {a_mem:.1f} KB: "
         f"{a_cpu - f_cpu:.3f} ms per job for finding the ends (listings, decoding, the "
         f"engine, each wait's own machinery) and {a_mem - f_mem:.1f} KB for the waits' state "
-        "and the listings in memory."
+        "and the listings in memory. A task awaiting `wait()` holds "
+        f"{held.median(HELD, 'bytes_per_task'):,.0f} bytes against "
+        f"{held.median(HELD_BARE, 'bytes_per_task'):,.0f} for a task awaiting a bare future "
+        "(3d memory, below): a wait of one job carries the machinery of `wait_all` (the "
+        "id lists, a listener with its dicts, `asyncio.wait` and `anyio.fail_after`)."
         + (
             " The floor alone, one request per job spread over time like these, costs more "
             "CPU than the 0.2 ms target."
@@ -460,6 +502,10 @@ async def run(ctx: Context) -> list[CaseResult]:
                 runs[row].append(
                     await backend_run(emu, f"#{round_ + 1} {row}", contender, plan, work)
                 )
+        held_started = time.perf_counter()
+        held = await _held_runs(emu, count, ctx.runs)
+        held.quick = ctx.quick
+        held.seconds = time.perf_counter() - held_started
     case = CaseResult(
         name="webbackend",
         title=f"3d. A web backend: {count:,} handlers, each awaiting its own job",
@@ -499,7 +545,43 @@ async def run(ctx: Context) -> list[CaseResult]:
         quick=ctx.quick,
     )
     case.targets = _targets(case)
-    case.notes = _notes(case, tdclient, busy, span)
+    case.notes = _notes(case, tdclient, busy, span, held)
     case.seconds = time.perf_counter() - started
     bar_chart(case, ctx.out_dir / "webbackend.png")
-    return [case]
+    return [case, held]
+
+
+async def _held_runs(emu: Emulator, count: int, runs: int) -> CaseResult:
+    """Memory per waiting handler: ``count`` tasks awaiting ``wait()`` on long-running jobs,
+    next to as many awaiting bare futures, each in a fresh process (issued after the rounds:
+    these jobs run on)."""
+    issued = await emu.issue("bench", [LONG_RUNNING] * (count + 1), count + 1)
+    ids = [job.job_id for job in issued]
+    rows: dict[str, list[dict[str, Any]]] = {HELD: [], HELD_BARE: []}
+    for _ in range(runs):
+        for row, bare in ((HELD, False), (HELD_BARE, True)):
+            figures = await run_contender(emu, "webbackend", HELD, work={"ids": ids, "bare": bare})
+            figures["kb_per_task"] = figures["bytes_per_task"] / 1024
+            rows[row].append(figures)
+    log(
+        "webbackend: RSS held per waiting task "
+        + ", ".join(f"{row} {r[-1]['bytes_per_task']:,.0f} B" for row, r in rows.items())
+    )
+    held = CaseResult(
+        name="webbackend_memory",
+        title=f"3d (memory). What {count:,} waiting handlers hold",
+        about=(
+            f"{count:,} tasks started at once on a client whose engine already watches one "
+            f"job, each awaiting `td.jobs.wait` on its own long-running job, next to {count:,} "
+            "tasks awaiting a bare future of their own (what any handler task holds); each in "
+            f"a fresh process, the RSS read {HOLD:g} s after the tasks started (the engine "
+            "listed every job meanwhile) minus the RSS just before, per task."
+        ),
+        metrics=[
+            Metric("bytes_per_task", "RSS per waiting task, bytes", "{:,.0f}"),
+            Metric("cpu", "client CPU s", "{:.2f}"),
+        ],
+        runs=rows,
+        baseline=HELD,
+    )
+    return held
