@@ -9,7 +9,9 @@ to the harness as in the watch case (issue midpoint + booting + duration).
 
 Contenders: aiotd ``Jobs.wait`` per handler task (every wait shares the client's poll engine),
 td-client-python ``Job.wait()`` (its default 5 s interval) in a thread per waiting handler,
-and a naive asyncio loop (``job/status`` every 1 s per handler, then ``job/show``).
+a naive asyncio loop (``job/status`` every 1 s per handler, then ``job/show``), and a floor
+told each job's end (one bare ``job/show`` just after it). A second table shows the memory a
+waiting handler holds: tasks awaiting ``wait()`` against tasks awaiting a bare future.
 """
 
 from __future__ import annotations
